@@ -214,7 +214,7 @@ def build_model(
     d = cfg.d_model
     weights = cfg.weights or {}
     return DualASR(
-        frontend=Frontend(cfg.n_mels, d, cfg.specaug),
+        frontend=Frontend(cfg.n_mels, d, cfg.specaug, cfg.subsampling_channels),
         encoder=ConformerEncoder(d, cfg.encoder, outputs),
         decoders={o: TransformerDecoder(vocab_sizes[o], d, cfg.decoder) for o in outputs},
         ctcs={o: CTC(d, vocab_sizes[o]) for o in outputs if weights.get(f"ctc_{o}", 0.0) > 0},

@@ -95,6 +95,8 @@ class ModelConfig(_Strict):
     mode: Mode = "do"
     n_mels: int = Field(80, ge=1)
     d_model: int = Field(256, ge=1)
+    # Conv2d subsampling channels; None = d_model (ESPnet). Fewer is much cheaper on CPU.
+    subsampling_channels: int | None = Field(None, ge=1)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     specaug: SpecAugConfig = Field(default_factory=SpecAugConfig)

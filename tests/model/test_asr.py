@@ -110,6 +110,11 @@ def test_do_has_no_meaning_ctc_head_unless_weighted(tiny_config, vocab):
         build_model(tiny_config("do"), {"surface": 10})
 
 
+def test_subsampling_channels_reach_the_frontend(tiny_config, vocab):
+    model = build_model(tiny_config("do", subsampling_channels=3), vocab)
+    assert model.frontend.subsampling.conv[0].out_channels == 3
+
+
 def test_task_losses_are_separate_and_reach_shared_features(tiny_config, random_batch, vocab):
     torch.manual_seed(0)
     model = build_model(tiny_config("do"), vocab)

@@ -5,9 +5,10 @@ from dualasr.model import SpecAugConfig
 from dualasr.model.frontend import Conv2dSubsampling, Frontend, GlobalCMVN, SpecAugment
 
 
+@pytest.mark.parametrize("channels", [None, 4])
 @pytest.mark.parametrize("n", [7, 8, 9, 10, 11, 12, 13, 50, 101, 400])
-def test_subsampled_length_is_the_number_of_conv_outputs(n):
-    sub = Conv2dSubsampling(80, 16)
+def test_subsampled_length_is_the_number_of_conv_outputs(n, channels):
+    sub = Conv2dSubsampling(80, 16, channels)
     x, lens = sub(torch.randn(1, n, 80), torch.tensor([n]))
     assert x.shape == (1, int(lens), 16)
     assert int(lens) == ((n - 1) // 2 - 1) // 2
@@ -25,6 +26,13 @@ def test_subsampling_valid_outputs_ignore_padding():
     n = int(out_lens[1])
     assert torch.equal(y[1, :n], y2[1, :n])
     assert not torch.equal(y[1, n:], y2[1, n:])  # the padded outputs do see it
+
+
+def test_subsampling_channels_default_to_d_model_and_can_be_fewer():
+    assert Conv2dSubsampling(80, 16).conv[2].out_channels == 16
+    small = Conv2dSubsampling(80, 16, channels=4)
+    assert small.conv[0].out_channels == small.conv[2].out_channels == 4
+    assert small.out.in_features == 4 * 19
 
 
 def test_cmvn_normalises_and_is_saved_in_the_state_dict():
