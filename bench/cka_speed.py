@@ -47,10 +47,16 @@ def synthetic_batch(gen: torch.Generator, n_layers: int, dim: int, angles: torch
     models = []
     for m in range(2):
         e = torch.randn((UTTERANCES_PER_BATCH, frames, dim + n_layers), generator=gen)
-        models.append([
-            torch.add(e[..., k : k + dim] * torch.sin(angles[m, k]), z, alpha=float(torch.cos(angles[m, k])))
-            for k in range(n_layers)
-        ])
+        models.append(
+            [
+                torch.add(
+                    e[..., k : k + dim] * torch.sin(angles[m, k]),
+                    z,
+                    alpha=float(torch.cos(angles[m, k])),
+                )
+                for k in range(n_layers)
+            ]
+        )
     mask = torch.arange(frames)[None, :] < LENGTHS[:, None]
     return models[0], models[1], mask
 
@@ -103,7 +109,9 @@ def run(frames: int, n_layers: int, dim: int, matmul_dtype: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, nargs="*", default=[200_000, 50_000])
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--dim", type=int, default=256)
@@ -118,21 +126,40 @@ def main() -> None:
         f"batches of {int(LENGTHS.sum())} valid frames, matmul {args.matmul_dtype}, "
         f"{torch.get_num_threads()} threads"
     )
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
-          f"float32 X^T Y (2000 x 3072): {sgemm_gflops():.0f} GFLOP/s now "
-          f"(the update's floor is 2 n 3072^2 flops)")
-    print(f"{'frames':>8} {'wall s':>7} {'update s':>9} {'compute s':>10} "
-          f"{'RSS start MB':>13} {'peak RSS MB':>12} {'state MB':>9}  diag CKA")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+        f"float32 X^T Y (2000 x 3072): {sgemm_gflops():.0f} GFLOP/s now "
+        f"(the update's floor is 2 n 3072^2 flops)"
+    )
+    print(
+        f"{'frames':>8} {'wall s':>7} {'update s':>9} {'compute s':>10} "
+        f"{'RSS start MB':>13} {'peak RSS MB':>12} {'state MB':>9}  diag CKA"
+    )
     for frames in args.frames:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", "--frames", str(frames), "--layers", str(args.layers),
-             "--dim", str(args.dim), "--matmul-dtype", args.matmul_dtype],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--frames",
+                str(frames),
+                "--layers",
+                str(args.layers),
+                "--dim",
+                str(args.dim),
+                "--matmul-dtype",
+                args.matmul_dtype,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['frames']:>8} {r['wall_s']:>7.1f} {r['update_s']:>9.1f} {r['compute_s']:>10.2f} "
-              f"{r['rss_start_mb']:>13.0f} {r['peak_rss_mb']:>12.0f} {r['state_mb']:>9.0f}  {r['cka_diag']}"
-              f"  (|biased - debiased| <= {r['max_abs_biased_minus_debiased']:.1e})")
+        print(
+            f"{r['frames']:>8} {r['wall_s']:>7.1f} {r['update_s']:>9.1f} {r['compute_s']:>10.2f} "
+            f"{r['rss_start_mb']:>13.0f} {r['peak_rss_mb']:>12.0f} {r['state_mb']:>9.0f}  {r['cka_diag']}"
+            f"  (|biased - debiased| <= {r['max_abs_biased_minus_debiased']:.1e})"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ from dualasr.data.synth.errors import sample_surface
 
 
 def cpu_seconds() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -29,7 +32,9 @@ def main() -> None:
     ap.add_argument("--per-engine", type=int, default=6, help="utterances per engine and language")
     args = ap.parse_args()
     rng = random.Random(0)
-    print(f"{'lang':4} {'engine':10} {'utts':>5} {'audio s':>8} {'CPU s':>7} {'utt/CPU-s':>10} {'audio-s/CPU-s':>14}")
+    print(
+        f"{'lang':4} {'engine':10} {'utts':>5} {'audio s':>8} {'CPU s':>7} {'utt/CPU-s':>10} {'audio-s/CPU-s':>14}"
+    )
     totals = defaultdict(float)
     for lang, module in (("en", english), ("ko", korean)):
         sentences = module.generate_sentences(args.per_engine * 10, rng)
@@ -53,7 +58,9 @@ def main() -> None:
             totals["utts"] += n
             totals["audio"] += audio_s
             totals["cpu"] += cpu
-            print(f"{lang:4} {engine:10} {n:5d} {audio_s:8.1f} {cpu:7.2f} {n / cpu:10.2f} {audio_s / cpu:14.1f}")
+            print(
+                f"{lang:4} {engine:10} {n:5d} {audio_s:8.1f} {cpu:7.2f} {n / cpu:10.2f} {audio_s / cpu:14.1f}"
+            )
     print(
         f"{'all':15} {int(totals['utts']):5d} {totals['audio']:8.1f} {totals['cpu']:7.2f} "
         f"{totals['utts'] / totals['cpu']:10.2f} {totals['audio'] / totals['cpu']:14.1f}"

@@ -228,7 +228,9 @@ class _LayerPairAccumulator:
 
     def __init__(self, n_layers_x: int, n_layers_y: int, level: Level = "frame") -> None:
         if n_layers_x < 1 or n_layers_y < 1:
-            raise ValueError(f"need at least one layer per model, got {n_layers_x} and {n_layers_y}")
+            raise ValueError(
+                f"need at least one layer per model, got {n_layers_x} and {n_layers_y}"
+            )
         if level not in ("frame", "utterance"):
             raise ValueError(f"level must be 'frame' or 'utterance', got {level!r}")
         self.n_layers_x = n_layers_x
@@ -284,7 +286,9 @@ class _LayerPairAccumulator:
         ranks = {h.dim() for h in xs + ys}
         if ranks == {2}:
             if mask is not None or mask_y is not None:
-                raise ValueError("masks apply to (batch, frames, dim) layers; (n, dim) rows are all used")
+                raise ValueError(
+                    "masks apply to (batch, frames, dim) layers; (n, dim) rows are all used"
+                )
             _same_leading(xs + ys, 1, "xs and ys")
             return xs, ys
         if ranks != {3}:
@@ -310,7 +314,9 @@ class _LayerPairAccumulator:
             return [h[mask] for h in xs], [h[mask] for h in ys]
         mask_y = mask if mask_y is None else _as_mask(mask_y)
         if tuple(mask_y.shape) != shape_y:
-            raise ValueError(f"mask_y (default: mask) is {tuple(mask_y.shape)}, ys are (batch, frames) = {shape_y}")
+            raise ValueError(
+                f"mask_y (default: mask) is {tuple(mask_y.shape)}, ys are (batch, frames) = {shape_y}"
+            )
         return [pool_utterances(h, mask) for h in xs], [pool_utterances(h, mask_y) for h in ys]
 
 
@@ -409,17 +415,31 @@ class LinearCKAAccumulator(_LayerPairAccumulator):
         def zeros(*shape: int) -> torch.Tensor:
             return torch.zeros(shape, dtype=f64, device=device)
 
-        layer_x = torch.repeat_interleave(torch.arange(lx, device=device), torch.tensor(self._dims_x, device=device))
-        layer_y = torch.repeat_interleave(torch.arange(ly, device=device), torch.tensor(self._dims_y, device=device))
+        layer_x = torch.repeat_interleave(
+            torch.arange(lx, device=device), torch.tensor(self._dims_x, device=device)
+        )
+        layer_y = torch.repeat_interleave(
+            torch.arange(ly, device=device), torch.tensor(self._dims_y, device=device)
+        )
         self._state = {
-            "shift_x": first_x.to(f64), "shift_y": first_y.to(f64),
-            "layer_x": layer_x, "layer_y": layer_y,  # layer of each column
+            "shift_x": first_x.to(f64),
+            "shift_y": first_y.to(f64),
+            "layer_x": layer_x,
+            "layer_y": layer_y,  # layer of each column
             "onehot_x": torch.nn.functional.one_hot(layer_x, lx).to(f64),  # (D_x, L_x)
             "onehot_y": torch.nn.functional.one_hot(layer_y, ly).to(f64),
-            "sum_x": zeros(dx), "sum_y": zeros(dy), "cross": zeros(dx, dy),
-            "q_x": zeros(lx), "q_y": zeros(ly), "qq_xy": zeros(lx, ly),
-            "qq_xx": zeros(lx), "qq_yy": zeros(ly),
-            "rx": zeros(dx, ly), "qy": zeros(dy, lx), "qx_x": zeros(dx), "ry_y": zeros(dy),
+            "sum_x": zeros(dx),
+            "sum_y": zeros(dy),
+            "cross": zeros(dx, dy),
+            "q_x": zeros(lx),
+            "q_y": zeros(ly),
+            "qq_xy": zeros(lx, ly),
+            "qq_xx": zeros(lx),
+            "qq_yy": zeros(ly),
+            "rx": zeros(dx, ly),
+            "qy": zeros(dy, lx),
+            "qx_x": zeros(dx),
+            "ry_y": zeros(dy),
         }
         self._self_x = [zeros(d, d) for d in self._dims_x]
         self._self_y = [zeros(d, d) for d in self._dims_y]
@@ -448,7 +468,9 @@ class LinearCKAAccumulator(_LayerPairAccumulator):
                 h = cov.square().sum()
                 if debiased:
                     mm = ma @ ma
-                    row_norms = qq[a] - 4 * ma @ qv[sl] + 2 * mm * q[a] + 4 * ma @ raw @ ma - 3 * n * mm**2
+                    row_norms = (
+                        qq[a] - 4 * ma @ qv[sl] + 2 * mm * q[a] + 4 * ma @ raw @ ma - 3 * n * mm**2
+                    )
                     h = _debias(h, row_norms, total, total, n)
                     if not h > 0:
                         raise ValueError(_negative_message(f"{side}[{a}]", n))
@@ -505,7 +527,9 @@ class MinibatchCKAAccumulator(_LayerPairAccumulator):
     ) -> None:
         super().__init__(n_layers_x, n_layers_y, level)
         if batch_size < 4:
-            raise ValueError(f"batch_size must be >= 4 (the unbiased HSIC needs 4 examples), got {batch_size}")
+            raise ValueError(
+                f"batch_size must be >= 4 (the unbiased HSIC needs 4 examples), got {batch_size}"
+            )
         if kernel not in ("linear", "rbf"):
             raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
         if kernel == "rbf" and not threshold > 0:
@@ -618,7 +642,9 @@ def _as_mask(mask: Array) -> torch.Tensor:
 def _same_leading(hs: list[torch.Tensor], k: int, name: str) -> None:
     shapes = {tuple(h.shape[:k]) for h in hs}
     if len(shapes) > 1:
-        raise ValueError(f"all layers of {name} must share their first {k} dims, got {sorted(shapes)}")
+        raise ValueError(
+            f"all layers of {name} must share their first {k} dims, got {sorted(shapes)}"
+        )
 
 
 def _slices(dims: list[int]) -> list[slice]:
@@ -682,7 +708,9 @@ def _gram_pair(gram_x: Array, gram_y: Array, debiased: bool) -> tuple[torch.Tens
         if not torch.allclose(k, k.T):
             raise ValueError(f"{name} must be symmetric")
     if kx.shape != ky.shape:
-        raise ValueError(f"Gram matrices of different sizes: {tuple(kx.shape)} and {tuple(ky.shape)}")
+        raise ValueError(
+            f"Gram matrices of different sizes: {tuple(kx.shape)} and {tuple(ky.shape)}"
+        )
     _check_count(kx.shape[0], debiased)
     return kx, ky
 

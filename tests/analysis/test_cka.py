@@ -90,17 +90,33 @@ def ref_feature_space_linear_cka(features_x, features_y, debiased=False):
         squared_norm_x = np.sum(sum_squared_rows_x)
         squared_norm_y = np.sum(sum_squared_rows_y)
         dot_product_similarity = ref_debiased_dot_product_similarity_helper(
-            dot_product_similarity, sum_squared_rows_x, sum_squared_rows_y,
-            squared_norm_x, squared_norm_y, n,
+            dot_product_similarity,
+            sum_squared_rows_x,
+            sum_squared_rows_y,
+            squared_norm_x,
+            squared_norm_y,
+            n,
         )
-        normalization_x = np.sqrt(ref_debiased_dot_product_similarity_helper(
-            normalization_x**2, sum_squared_rows_x, sum_squared_rows_x,
-            squared_norm_x, squared_norm_x, n,
-        ))
-        normalization_y = np.sqrt(ref_debiased_dot_product_similarity_helper(
-            normalization_y**2, sum_squared_rows_y, sum_squared_rows_y,
-            squared_norm_y, squared_norm_y, n,
-        ))
+        normalization_x = np.sqrt(
+            ref_debiased_dot_product_similarity_helper(
+                normalization_x**2,
+                sum_squared_rows_x,
+                sum_squared_rows_x,
+                squared_norm_x,
+                squared_norm_x,
+                n,
+            )
+        )
+        normalization_y = np.sqrt(
+            ref_debiased_dot_product_similarity_helper(
+                normalization_y**2,
+                sum_squared_rows_y,
+                sum_squared_rows_y,
+                squared_norm_y,
+                squared_norm_y,
+                n,
+            )
+        )
     return dot_product_similarity / (normalization_x * normalization_y)
 
 
@@ -133,7 +149,11 @@ def ref_hsic1(k, l_):
 def related(rng, n, dx, dy, offset=0.0):
     """X (n, dx) and a noisy linear image Y (n, dy), columns of unequal scale and mean."""
     x = rng.normal(size=(n, dx)) * rng.uniform(0.5, 3, size=dx) + offset
-    y = np.tanh(x @ rng.normal(size=(dx, dy)) / np.sqrt(dx)) + 0.5 * rng.normal(size=(n, dy)) + offset
+    y = (
+        np.tanh(x @ rng.normal(size=(dx, dy)) / np.sqrt(dx))
+        + 0.5 * rng.normal(size=(n, dy))
+        + offset
+    )
     return x, y
 
 
@@ -151,7 +171,9 @@ def test_reference_port_is_self_consistent():
     x, y = related(np.random.default_rng(0), 30, 7, 12)
     kx, ky = ref_gram_linear(x), ref_gram_linear(y)
     for debiased in (False, True):
-        assert ref_cka(kx, ky, debiased) == pytest.approx(ref_feature_space_linear_cka(x, y, debiased), abs=1e-10)
+        assert ref_cka(kx, ky, debiased) == pytest.approx(
+            ref_feature_space_linear_cka(x, y, debiased), abs=1e-10
+        )
     uk, ul = ref_center_gram(kx, True), ref_center_gram(ky, True)
     assert ref_hsic1(kx, ky) == pytest.approx(uk.ravel() @ ul.ravel() / (30 * 27), rel=1e-10)
 
@@ -160,7 +182,9 @@ def test_reference_port_is_self_consistent():
 def test_center_gram_matches_reference(unbiased):
     x, _ = related(np.random.default_rng(1), 20, 5, 5, offset=2.0)
     k = ref_gram_rbf(x)
-    np.testing.assert_allclose(center_gram(k, unbiased).numpy(), ref_center_gram(k, unbiased), atol=1e-12)
+    np.testing.assert_allclose(
+        center_gram(k, unbiased).numpy(), ref_center_gram(k, unbiased), atol=1e-12
+    )
 
 
 def test_hsic_matches_gretton_and_song():
@@ -177,7 +201,9 @@ def test_linear_cka_matches_reference(n, dx, dy, debiased):
     expected = ref_feature_space_linear_cka(x, y, debiased)
     assert linear_cka(x, y, debiased) == pytest.approx(expected, abs=1e-6)
     assert cka(gram_linear(x), gram_linear(y), debiased) == pytest.approx(expected, abs=1e-6)
-    assert linear_cka(torch.from_numpy(x), torch.from_numpy(y), debiased) == pytest.approx(expected, abs=1e-6)
+    assert linear_cka(torch.from_numpy(x), torch.from_numpy(y), debiased) == pytest.approx(
+        expected, abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("n,dx,dy", SHAPES)
@@ -185,7 +211,9 @@ def test_linear_cka_matches_reference(n, dx, dy, debiased):
 @pytest.mark.parametrize("debiased", [False, True])
 def test_rbf_cka_matches_reference(n, dx, dy, threshold, debiased):
     x, y = related(np.random.default_rng(n * dy), n, dx, dy, offset=1.0)
-    np.testing.assert_allclose(gram_rbf(x, threshold).numpy(), ref_gram_rbf(x, threshold), atol=1e-9)
+    np.testing.assert_allclose(
+        gram_rbf(x, threshold).numpy(), ref_gram_rbf(x, threshold), atol=1e-9
+    )
     expected = ref_cka(ref_gram_rbf(x, threshold), ref_gram_rbf(y, threshold), debiased)
     assert rbf_cka(x, y, threshold, debiased) == pytest.approx(expected, abs=1e-6)
 
@@ -238,7 +266,9 @@ def test_debiased_cka_of_independent_inputs_is_near_zero_biased_is_not():
 def layers(rng, n, dims, offset=0.0):
     """Correlated 'layers': a shared latent seen through a different map per layer."""
     z = rng.normal(size=(n, 8))
-    return [np.tanh(z @ rng.normal(size=(8, d))) + 0.3 * rng.normal(size=(n, d)) + offset for d in dims]
+    return [
+        np.tanh(z @ rng.normal(size=(8, d))) + 0.3 * rng.normal(size=(n, d)) + offset for d in dims
+    ]
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -262,7 +292,9 @@ def test_streaming_linear_cka_survives_a_large_mean(debiased):
     acc = LinearCKAAccumulator(1, 1)
     for lo in range(0, 500, 100):
         acc.update([x[lo : lo + 100] + 1e4], [y[lo : lo + 100] - 1e4])
-    assert acc.compute(debiased)[0, 0] == pytest.approx(ref_feature_space_linear_cka(x, y, debiased), abs=1e-6)
+    assert acc.compute(debiased)[0, 0] == pytest.approx(
+        ref_feature_space_linear_cka(x, y, debiased), abs=1e-6
+    )
 
 
 def test_streaming_linear_cka_float32_inputs_stay_close():
@@ -270,7 +302,9 @@ def test_streaming_linear_cka_float32_inputs_stay_close():
     xs, ys = layers(rng, 3000, [32, 32], offset=10.0), layers(rng, 3000, [32], offset=10.0)
     acc = LinearCKAAccumulator(2, 1)
     for lo in range(0, 3000, 500):
-        acc.update([np.float32(h[lo : lo + 500]) for h in xs], [np.float32(h[lo : lo + 500]) for h in ys])
+        acc.update(
+            [np.float32(h[lo : lo + 500]) for h in xs], [np.float32(h[lo : lo + 500]) for h in ys]
+        )
     for debiased in (False, True):
         expected = np.array([[ref_feature_space_linear_cka(x, ys[0], debiased)] for x in xs])
         np.testing.assert_allclose(acc.compute(debiased), expected, atol=1e-5)
@@ -288,13 +322,18 @@ def test_minibatch_hsic_is_the_average_of_per_batch_hsic():
         batches = [slice(i * k, (i + 1) * k) for i in range(3)]
         for debiased, ref_hsic in ((False, ref_hsic0), (True, ref_hsic1)):
             h_xy, h_xx, h_yy = acc.hsic(debiased)
-            exp_xy = [[np.mean([ref_hsic(gram(x[b]), gram(y[b])) for b in batches]) for y in ys] for x in xs]
+            exp_xy = [
+                [np.mean([ref_hsic(gram(x[b]), gram(y[b])) for b in batches]) for y in ys]
+                for x in xs
+            ]
             exp_xx = [np.mean([ref_hsic(gram(x[b]), gram(x[b])) for b in batches]) for x in xs]
             exp_yy = [np.mean([ref_hsic(gram(y[b]), gram(y[b])) for b in batches]) for y in ys]
             np.testing.assert_allclose(h_xy, exp_xy, rtol=1e-9)
             np.testing.assert_allclose(h_xx, exp_xx, rtol=1e-9)
             np.testing.assert_allclose(h_yy, exp_yy, rtol=1e-9)
-            np.testing.assert_allclose(acc.compute(debiased), h_xy / np.sqrt(np.outer(h_xx, h_yy)), rtol=1e-12)
+            np.testing.assert_allclose(
+                acc.compute(debiased), h_xy / np.sqrt(np.outer(h_xx, h_yy)), rtol=1e-12
+            )
 
 
 def test_minibatch_with_one_batch_equals_full_cka():
@@ -313,14 +352,20 @@ def padded_batch(rng, batch=6, frames=25, dims=(8, 12)):
     return hs, mask
 
 
-@pytest.mark.parametrize("make", [
-    lambda: LinearCKAAccumulator(2, 1),
-    lambda: MinibatchCKAAccumulator(2, 1, batch_size=20),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LinearCKAAccumulator(2, 1),
+        lambda: MinibatchCKAAccumulator(2, 1, batch_size=20),
+    ],
+)
 def test_padding_mask_excludes_padded_frames(make):
     rng = np.random.default_rng(11)
     xs, mask = padded_batch(rng)
-    ys = [xs[0] @ torch.from_numpy(rng.normal(size=(8, 5))) + 0.1 * torch.randn(6, 25, 5, dtype=torch.float64)]
+    ys = [
+        xs[0] @ torch.from_numpy(rng.normal(size=(8, 5)))
+        + 0.1 * torch.randn(6, 25, 5, dtype=torch.float64)
+    ]
     clean, dirty, rows = make(), make(), make()
     clean.update(xs, ys, mask=mask)
     poison = [torch.where(mask[..., None], h, torch.full_like(h, 1e6)) for h in xs]
