@@ -8,7 +8,8 @@
 - AdamW with linear warmup then inverse-square-root decay (the Noam/ESPnet
   ``WarmupLR`` schedule), gradient clipping, gradient accumulation.
 - Non-finite losses or gradients are counted and the step skipped on every rank
-  (the ranks agree through an all-reduce), never applied to the weights.
+  (the ranks agree through an all-reduce), never applied to the weights nor to
+  BatchNorm's running statistics.
 - Validation after each epoch; a checkpoint per epoch written atomically; the
   best ``average_best`` checkpoints by dev loss are kept and averaged at the end.
 - Exact resume: a checkpoint holds model, optimizer, scheduler, scaler, the
@@ -93,6 +94,17 @@ def init_distributed() -> DistInfo:
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend)
     return info
+
+
+def wrap_distributed(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """The module the training loop calls: ``model`` itself in one process, else
+    wrapped in DistributedDataParallel (gradients averaged over ranks in ``backward``;
+    rank 0's weights and buffers broadcast to the others)."""
+    if info.world_size <= 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[info.local_rank] if device.type == "cuda" else None
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -185,6 +197,8 @@ def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
     avg: dict[str, torch.Tensor] = {}
     for path in paths:
         state = load_checkpoint(path)["model"]
+        if avg and {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in avg.items()}:
+            raise CheckpointError(f"{path}: weights differ in names or shapes from {paths[0]}; cannot average")
         for k, v in state.items():
             if k not in avg:
                 avg[k] = v.clone().double() if v.is_floating_point() else v.clone()
@@ -231,6 +245,12 @@ def _all_finite(loss: torch.Tensor, info: DistInfo) -> bool:
     if info.world_size > 1:
         dist.all_reduce(flag)
     return flag.item() == 0
+
+
+@torch.no_grad()
+def _restore_buffers(model: torch.nn.Module, saved: list[torch.Tensor]) -> None:
+    for b, old in zip(model.buffers(), saved, strict=True):
+        b.copy_(old)
 
 
 def _to(batch: dict, device: torch.device) -> tuple:
@@ -300,11 +320,7 @@ def train(
     model.set_cmvn(torch.tensor(cmvn["mean"]), torch.tensor(cmvn["std"]))
     model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    ddp_model = model
-    if info.world_size > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.local_rank] if device.type == "cuda" else None
-        )
+    ddp_model = wrap_distributed(model, info, device)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, noam_lambda(train_cfg.warmup_steps))
     use_amp = train_cfg.amp and device.type == "cuda"
@@ -348,11 +364,15 @@ def train(
         opt.zero_grad(set_to_none=True)
         for i, batch in enumerate(train_loader, 1):
             feats, lens, targets = _to(batch, device)
+            # The forward pass updates BatchNorm's running statistics: a skipped
+            # step restores them (no NaN left in them; a few thousand numbers).
+            buffers = [b.clone() for b in model.buffers()]
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 loss, stats = ddp_model(feats, lens, targets)
             if not _all_finite(loss, info):
                 skipped += 1
                 opt.zero_grad(set_to_none=True)
+                _restore_buffers(model, buffers)
                 log.warning("non-finite loss at epoch %d batch %d: step skipped (%d so far)", epoch, i, skipped)
                 continue
             scaler.scale(loss / train_cfg.accum_grad).backward()
@@ -364,6 +384,7 @@ def train(
                 skipped += 1
                 opt.zero_grad(set_to_none=True)
                 scaler.update()
+                _restore_buffers(model, buffers)
                 log.warning("non-finite gradient at epoch %d batch %d: step skipped (%d so far)", epoch, i, skipped)
                 continue
             scaler.step(opt)
