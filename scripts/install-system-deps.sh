@@ -10,7 +10,16 @@ PACKAGES=(
   espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-hn1
   flite festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts
   libttspico-utils rhvoice rhvoice-english sox
+  # Headless browser and its WebDriver for tests/report/test_report_browser.py.
+  chromium chromium-driver
 )
+# Ubuntu ships Chromium only as a snap (its chromium-browser deb installs the
+# snap, which fails without snapd): there the browser test is skipped instead.
+if grep -qi ubuntu /etc/os-release; then
+  kept=()
+  for p in "${PACKAGES[@]}"; do [[ $p == chromium* ]] || kept+=("$p"); done
+  PACKAGES=("${kept[@]}")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,271 @@
+"""Short sentences computed from the study's numbers, never written by hand.
+
+Each function reads rows as the report's inputs hold them (CSV rows: column
+name -> string cell, :mod:`dualasr.report.inputs`) and returns plain-text
+sentences. Every verb follows a sign: a difference that changes sign changes
+the sentence ("lowers" / "raises"), a correlation that is not significant at
+``ALPHA`` says so instead of claiming a trend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from dualasr.report.inputs import Row, TrainingRun, cka_diagonal, number
+from dualasr.report.reference import REFERENCE_CER, REFERENCE_ED_SHARES, REFERENCE_GAP
+from dualasr.score.errors import BASELINE, model_order
+from dualasr.text.divergence import ED_BIN_LABELS
+
+ALPHA = 0.05  # significance level of the Spearman sentences (two-sided p)
+SAME = 0.005  # |difference| below this (points, after rounding to 2 decimals) is "unchanged"
+
+
+def model_name(model: str) -> str:
+    """SSO, MSO, DO, SDO, MDO in capitals (the paper's names); other models as named."""
+    return model.upper() if model.lower() in ("sso", "mso", "do", "sdo", "mdo") else model
+
+
+def signed(x: float) -> str:
+    """``+1.23`` / ``−1.23`` (a real minus sign), for differences in points."""
+    return f"{x:+.2f}".replace("-", "−")
+
+
+def _change(delta: float, output: str, metric: str, baseline: str) -> str:
+    what = f"{output} {metric}"
+    if abs(delta) < SAME:
+        return f"leaves {what} unchanged vs {model_name(baseline)}"
+    verb = "lowers" if delta < 0 else "raises"
+    return f"{verb} {what} by {abs(delta):.2f} points vs {model_name(baseline)}"
+
+
+def cer_findings(rows: Sequence[Row]) -> list[str]:
+    """Per language and dual-output model: how its meaning CER compares with MSO's
+    and its surface CER (PER on phone-annotated sets) with SSO's, with the
+    reference study's differences where it reports both cells. ``rows``:
+    ``tables/cer.csv``."""
+    cer = {(r["language"], r["model"], r["output"], r["unit"]): number(r["cer"]) for r in rows}
+    sentences = []
+    for lang in sorted({r["language"] for r in rows}):
+        models = model_order(r["model"] for r in rows if r["language"] == lang)
+        for model in (m for m in models if m not in BASELINE.values()):
+            clauses, deltas, ref = [], [], []
+            for output in ("meaning", "surface"):
+                units = sorted(
+                    {u for (la, mo, o, u) in cer if (la, mo, o) == (lang, model, output)}
+                )
+                for unit in units:
+                    ours, base = (
+                        cer.get((lang, model, output, unit)),
+                        cer.get((lang, BASELINE[output], output, unit)),
+                    )
+                    if ours is None or base is None or math.isnan(ours) or math.isnan(base):
+                        continue
+                    delta = ours - base
+                    metric = "PER" if unit == "phone" else "CER"
+                    clauses.append(
+                        f"{_change(delta, output, metric, BASELINE[output])} ({base:.2f} % → {ours:.2f} %)"
+                    )
+                    deltas.append(delta)
+                    r_ours = REFERENCE_CER.get((lang, model, output)) if unit == "char" else None
+                    r_base = (
+                        REFERENCE_CER.get((lang, BASELINE[output], output))
+                        if unit == "char"
+                        else None
+                    )
+                    if r_ours is not None and r_base is not None:
+                        ref.append(f"{output} {signed(r_ours - r_base)}")
+            if not clauses:
+                continue
+            text = clauses[0]
+            if len(clauses) > 1:
+                # "but" when the two outputs move in opposite directions.
+                opposite = deltas[0] * deltas[1] < 0 and min(abs(deltas[0]), abs(deltas[1])) >= SAME
+                text = ", ".join(clauses[:-1]) + (" but " if opposite else " and ") + clauses[-1]
+            sentence = f"In {lang}, {model_name(model)} {text}."
+            if ref:
+                sentence += f" The reference study reports {', '.join(ref)} points."
+            sentences.append(sentence)
+    return sentences
+
+
+def _gap_groups(rows: Sequence[Row]) -> list[tuple[str, str, str, str]]:
+    keys = {(r["language"], r["output"], r["unit"], r["model"]) for r in rows}
+    order = model_order(k[3] for k in keys)
+    return sorted(keys, key=lambda k: (k[0], ("surface", "meaning").index(k[1]) if k[1] in ("surface", "meaning")
+                                       else 2, k[2], order.index(k[3])))  # fmt: skip
+
+
+def gap_findings(rows: Sequence[Row]) -> list[str]:
+    """From ``tables/ed_gap.csv``: per language, output and model, whether the gap
+    DO - SO rises or falls with the divergence (Spearman's ρ on the ``all`` row,
+    significant at :data:`ALPHA`), and which ED bins have a 95 % CI excluding 0."""
+    sentences = []
+    for lang, output, unit, model in _gap_groups(rows):
+        cells = {r["ed_bin"]: r for r in rows if (r["language"], r["output"], r["unit"], r["model"])
+                 == (lang, output, unit, model)}  # fmt: skip
+        every = cells.get("all")
+        baseline = model_name(every["baseline"] if every else BASELINE.get(output, "SO"))
+        what = f"the {output} gap {model_name(model)} − {baseline}" + (
+            " (PER)" if unit == "phone" else ""
+        )
+        where = f"In {lang}, {what}"
+        if every is not None:
+            rho, p, n = (
+                number(every.get("spearman_rho")),
+                number(every.get("spearman_p")),
+                every.get("spearman_n", ""),
+            )
+            if math.isnan(rho):
+                sentences.append(
+                    f"{where}: Spearman ρ with ED is undefined (too few utterances, or ED or gap constant)."
+                )
+            else:
+                stat = f"Spearman ρ = {signed(rho)}, p = {p:.2g}, n = {n}"
+                if p < ALPHA:
+                    trend = "grows" if rho > 0 else "falls"
+                    text = f"{where} {trend} with ED ({stat})"
+                else:
+                    text = f"{where} shows no significant trend with ED ({stat})"
+                ref = (
+                    REFERENCE_GAP.get((lang, output)) if unit == "char" and model == "do" else None
+                )
+                if ref is not None:
+                    text += f"; the reference study's goes from {signed(ref[0])} at ED 0 to {signed(ref[-1])} at ED >10"
+                sentences.append(text + ".")
+        excluding, degenerate = [], []
+        tested = 0
+        for label in ED_BIN_LABELS:
+            r = cells.get(label)
+            if r is None or not number(r.get("n")) > 0:
+                continue
+            low, high, gap = number(r.get("ci_low")), number(r.get("ci_high")), number(r.get("gap"))
+            if math.isnan(low) or math.isnan(high):
+                continue
+            if ci_degenerate(r):
+                degenerate.append(f"ED {label} (n={r['n']})")
+                continue
+            tested += 1
+            if low > 0 or high < 0:
+                side = f"{model_name(model)} worse" if low > 0 else f"{model_name(model)} better"
+                excluding.append(
+                    f"ED {label} ({signed(gap)} [{signed(low)}, {signed(high)}], {side})"
+                )
+        caveat = (f" {_join(degenerate)} {'has' if len(degenerate) == 1 else 'have'} too few utterances "
+                  "for a CI (every resample gives the same gap).") if degenerate else ""  # fmt: skip
+        if excluding:
+            sentences.append(f"In {lang} {output}, the 95 % CI of {model_name(model)} − {baseline} excludes 0 at "
+                             f"{_join(excluding)}.{caveat}")  # fmt: skip
+        elif tested:
+            sentences.append(
+                f"In {lang} {output}, no ED bin's 95 % CI of {model_name(model)} − {baseline} excludes 0 "
+                f"({tested} bin(s) with a CI).{caveat}"
+            )
+        elif caveat:
+            sentences.append(f"In {lang} {output}:{caveat}")
+    return sentences
+
+
+def _join(items: Sequence[str]) -> str:
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+
+
+def ci_degenerate(row: Row) -> bool:
+    """A bin whose bootstrap CI has zero width over a single utterance, or with
+    both ends equal and the gap nonzero: every resample gave the same gap, so the
+    interval says nothing about uncertainty."""
+    low, high = number(row.get("ci_low")), number(row.get("ci_high"))
+    return number(row.get("n")) < 2 or (low == high and low != 0)
+
+
+def corpus_findings(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    """From ``tables/corpus.md``: how far each language's ED-bin shares are from
+    the reference study's Table 1 (largest absolute difference, in points)."""
+    sentences = []
+    columns = [head.index(f"ED {b}") if f"ED {b}" in head else None for b in ED_BIN_LABELS]
+    if None in columns:
+        return sentences
+    for row in body:
+        lang = row[0]
+        if lang not in REFERENCE_ED_SHARES or len(row) != len(head):
+            continue
+        ours = [number(row[c].rstrip("% ").replace(",", "")) for c in columns]
+        if any(math.isnan(v) for v in ours):
+            continue
+        diffs = [o - 100 * r for o, r in zip(ours, REFERENCE_ED_SHARES[lang], strict=True)]
+        worst = max(range(len(diffs)), key=lambda i: abs(diffs[i]))
+        sentences.append(
+            f"In {lang}, the ED-bin shares are within {abs(diffs[worst]):.1f} points of the reference study's "
+            f"Table 1 (largest difference at ED {ED_BIN_LABELS[worst]}: {ours[worst]:.1f} % vs "
+            f"{100 * REFERENCE_ED_SHARES[lang][worst]:.1f} %)."
+        )
+    return sentences
+
+
+def training_findings(runs: Sequence[TrainingRun]) -> list[str]:
+    """From the metrics logs: in how many runs the dev loss fell from the first to
+    the last epoch, which runs it rose in or became non-finite, and in how many
+    the best dev loss is at the last epoch (still improving when training stopped)."""
+    curves = [(run, run.per_epoch("dev")) for run in runs]
+    curves = [(run, dev) for run, dev in curves if dev]
+    if not curves:
+        return []
+
+    def name(run: TrainingRun) -> str:
+        return f"{run.language} {model_name(run.model)} seed {run.seed}"
+
+    broken = [name(r) for r, dev in curves if any(not math.isfinite(v) for v in dev.values())]
+    finite = [(r, dev) for r, dev in curves if all(math.isfinite(v) for v in dev.values())]
+    several = [(r, dev) for r, dev in finite if len(dev) > 1]
+    fell = [(r, dev) for r, dev in several if list(dev.values())[-1] < list(dev.values())[0]]
+    rose = [name(r) for r, dev in several if list(dev.values())[-1] >= list(dev.values())[0]]
+    sentences = []
+    if several:
+        r0, dev0 = several[0]
+        first, last = list(dev0.items())[0], list(dev0.items())[-1]
+        sentences.append(
+            f"The dev loss fell from the first to the last epoch in {len(fell)} of {len(several)} run(s) "
+            f"(e.g. {name(r0)}: {first[1]:.4g} at epoch {first[0]} → {last[1]:.4g} at epoch {last[0]})."
+        )
+        if rose:
+            sentences.append(f"It did not fall in: {', '.join(rose)}.")
+        at_end = [r for r, dev in several if min(dev, key=dev.get) == max(dev)]
+        if at_end:
+            sentences.append(
+                f"The best dev loss is at the last epoch in {len(at_end)} of {len(several)} run(s): "
+                "those models were still improving when training stopped."
+            )
+    if broken:
+        sentences.append(f"Non-finite dev loss in: {', '.join(broken)}.")
+    return sentences
+
+
+def cka_findings(rows: Sequence[Row], part: str, reference: dict) -> list[str]:
+    """From a CKA long table (``tables/cka_<part>.csv``): per language and model
+    pair, the same-layer CKA (mean over seeds) at the first and the last layer
+    and its minimum, with the reference study's first and last values where it
+    reports the pair."""
+    sentences = []
+    for (lang, pair), layers in cka_diagonal(rows).items():
+        if not layers:
+            continue
+        values = {layer: sum(v) / len(v) for layer, v in layers.items()}
+        first, last = min(values), max(values)
+        low = min(values, key=values.get)
+        names = " vs ".join(model_name(m) for m in pair)
+        text = f"In {lang}, {part} CKA of {names} "
+        if first == last:
+            text += f"is {values[first]:.2f} (layer {first})"
+        else:
+            text += f"goes from {values[first]:.2f} at layer {first} to {values[last]:.2f} at layer {last}"
+            if low not in (first, last):
+                text += f" (lowest {values[low]:.2f} at layer {low})"
+        ref = sorted(
+            (k[2], v) for k, v in reference.items() if k[0] == lang and k[1] == tuple(sorted(pair))
+        )
+        if len(ref) > 1:
+            text += f"; the reference study's goes from {ref[0][1]:.2f} at layer {ref[0][0]} to {ref[-1][1]:.2f} at layer {ref[-1][0]}"
+        elif ref:
+            text += f"; the reference study reports {ref[0][1]:.2f} at layer {ref[0][0]}"
+        sentences.append(text + ".")
+    return sentences

@@ -1,0 +1,158 @@
+"""A study directory made in a fraction of a second with the stages' own writers:
+Table 1 (dualasr.data.stats.format_table), Table 2 and the ED-gap table and
+figure (dualasr.score), training logs (dualasr.train.trainer.MetricsLog), and
+CKA tables in the analysis stage's long format with a figure."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from dualasr.data.manifest import atomic_write_text
+from dualasr.data.stats import LanguageStats, format_table
+from dualasr.score.ed_gap import GapRow, plot_ed_gap, write_gaps
+from dualasr.score.errors import RateRow, write_rates
+from dualasr.train.trainer import MetricsLog
+
+BINS = ("0", "1-3", "4-10", ">10")
+CKA_HEADER = (
+    "lang",
+    "seed",
+    "pair",
+    "model_x",
+    "output_x",
+    "model_y",
+    "output_y",
+    "layer_x",
+    "layer_y",
+    "cka",
+)
+
+
+def rate(lang: str, model: str, output: str, cer: float) -> RateRow:
+    return RateRow(
+        lang,
+        model,
+        output,
+        "char",
+        (0,),
+        16,
+        cer,
+        math.nan,
+        cer * 2,
+        math.nan,
+        (cer,),
+        (cer * 2,),
+        None,
+    )
+
+
+def gap_rows(
+    lang: str, output: str, gaps: tuple[float, ...], rho: float, p: float, model: str = "do"
+) -> list[GapRow]:
+    """Rows of one (language, output): a gap per ED bin with a CI of ±1 point
+    around it, and the "all" row carrying Spearman's rho and p."""
+    baseline = "sso" if output == "surface" else "mso"
+    rows = [
+        GapRow(
+            lang,
+            output,
+            "char",
+            model,
+            baseline,
+            b,
+            10,
+            (0,),
+            10.0,
+            10.0 + g,
+            g,
+            math.nan,
+            g - 1.0,
+            g + 1.0,
+        )
+        for b, g in zip(BINS, gaps, strict=True)
+    ]
+    mean = sum(gaps) / len(gaps)
+    rows.append(GapRow(lang, output, "char", model, baseline, "all", 40, (0,), 10.0, 10.0 + mean, mean, math.nan,
+                       mean - 0.5, mean + 0.5, None, rho, p, 40))  # fmt: skip
+    return rows
+
+
+def write_corpus(study: Path) -> None:
+    stats = {}
+    for lang, bins in (("en", (26, 40, 30, 4)), ("ko", (39, 35, 21, 5))):
+        st = LanguageStats(
+            Counter(train=80, dev=10, test=10), Counter(train=3600.0, dev=360.0, test=360.0)
+        )
+        st.bins = Counter(dict(zip(BINS, bins, strict=True)))
+        stats[lang] = st
+    atomic_write_text(study / "tables" / "corpus.md", format_table(stats) + "\n", overwrite=True)
+
+
+def write_scores(study: Path) -> None:
+    rates = [
+        rate("en", "sso", "surface", 14.0), rate("en", "mso", "meaning", 4.0),
+        rate("en", "do", "surface", 15.5), rate("en", "do", "meaning", 3.0),
+    ]  # fmt: skip
+    write_rates(rates, study)
+    gaps = gap_rows("en", "surface", (0.3, 1.8, 3.4, 6.7), 0.42, 0.001) + gap_rows(
+        "en", "meaning", (-0.2, -0.3, 0.1, 0.2), -0.05, 0.6
+    )
+    write_gaps(gaps, study, bootstrap=100)
+    plot_ed_gap(gaps, study / "figures" / "ed_gap.png", ["en"])
+
+
+def write_training(study: Path) -> None:
+    for model in ("sso", "mso", "do"):
+        run = study / "exp" / "en" / model / "seed0"
+        run.mkdir(parents=True)
+        log = MetricsLog(run / "metrics.csv", enabled=True)
+        for epoch in (1, 2, 3):
+            log.write(epoch, epoch * 10 - 5, "train", {"loss": 100.0 / epoch + 5, "lr": 1e-3})
+            log.write(epoch, epoch * 10, "train", {"loss": 90.0 / epoch + 5, "lr": 1e-3})
+            log.write(epoch, epoch * 10, "dev", {"loss": 110.0 / epoch + 8, "seconds": 1.0})
+
+
+def write_cka(study: Path) -> None:
+    from matplotlib.figure import Figure
+
+    rows = []
+    for part, pairs in (("encoder", (("SSO vs MSO", "sso", "surface", "mso", "meaning"),)),
+                        ("decoder", (("SSO vs MSO", "sso", "surface", "mso", "meaning"),
+                                     ("MSO vs MDO", "mso", "meaning", "do", "meaning")))):  # fmt: skip
+        rows = []
+        for name, mx, ox, my, oy in pairs:
+            for lx in range(3):
+                for ly in range(3):
+                    rows.append(
+                        ("en", 0, name, mx, ox, my, oy, lx, ly, 0.9 - 0.2 * lx - 0.1 * abs(lx - ly))
+                    )
+        path = study / "tables" / f"cka_{part}.csv"
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows([CKA_HEADER, *rows])
+        fig = Figure(figsize=(3, 2))
+        fig.subplots().plot([0, 1, 2], [0.9, 0.7, 0.5])
+        fig.savefig(study / "figures" / f"cka_{part}.png", format="png")
+    with open(study / "tables" / "entanglement.csv", "w", newline="") as f:
+        csv.writer(f).writerows(
+            [("lang", "seed", "model", "index", "excess"), ("en", 0, "do", 0.8126, -0.1461)]
+        )
+
+
+def fabricate_study(study: Path) -> Path:
+    """Every input of every report section."""
+    study.mkdir(parents=True, exist_ok=True)
+    write_corpus(study)
+    write_scores(study)
+    write_training(study)
+    write_cka(study)
+    return study
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> Path:
+    return fabricate_study(tmp_path / "study")
