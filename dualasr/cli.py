@@ -273,16 +273,57 @@ def score(
 
 @app.command()
 @_user_errors
+def analyze(
+    study_dir: Annotated[Path, typer.Argument(help="Study directory (corpora.json, exp/<lang>/<model>/seed<k>).")],
+    debiased: Annotated[
+        bool, typer.Option("--debiased/--biased", help="CKA estimator of the `cka` column and the tables.")
+    ] = True,
+    batch_size: Annotated[int, typer.Option(help="Test utterances per forward pass.")] = 16,
+    max_utterances: Annotated[int | None, typer.Option(help="Analyse only the first N test cuts by id.")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute even where the cache (DIR/analysis) is current.")] = False,
+):
+    """Layer-wise linear CKA between SSO, MSO and DO (encoders: frame level; decoders:
+    utterance level) and the entanglement index: tables/cka_encoder.*, tables/cka_decoder.*,
+    tables/entanglement.*, figures/cka_encoder.png, figures/cka_decoder.png."""
+    from dualasr.analysis.analyze import analyze_study
+
+    result = analyze_study(
+        study_dir, debiased=debiased, batch_size=batch_size, max_utterances=max_utterances,
+        force=force, echo=typer.echo,
+    )  # fmt: skip
+    for path in result.files:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+@_user_errors
+def report(
+    study_dir: Annotated[Path, typer.Argument(help="Study directory (tables/, figures/, exp/<lang>/<model>/seed<k>).")],
+):
+    """Write DIR/report.html (one self-contained file) and DIR/report.md: corpus, error
+    rates, ED gaps, training curves and CKA, with findings and the reference study's numbers."""
+    from dualasr.report import build_report
+
+    result = build_report(study_dir)
+    typer.echo(f"wrote {result.markdown}")
+    typer.echo(f"report: {result.html}")
+
+
+@app.command()
+@_user_errors
 def study(
     config: Annotated[Path, typer.Option(help="Study config (YAML).")] = Path("conf/demo.yaml"),
     out: Annotated[Path, typer.Option(help="Study directory.")] = Path("runs/demo"),
     allow_fewer_voices: Annotated[bool, typer.Option(help="See `dualasr synth`.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    until: Annotated[str, typer.Option(help="Last stage to run: corpus (corpus + statistics) or score.")] = "score",
+    until: Annotated[
+        str | None, typer.Option(help="Last stage to run: corpus (corpus + statistics), score, analyze, report; default: all.")
+    ] = None,
 ):
     """Run every stage of the study; finished stages are skipped on re-run."""
     from dualasr.study import STAGES, run_study
 
+    until = until or STAGES[-1]
     if until not in STAGES:
         raise typer.BadParameter(f"--until must be one of {', '.join(STAGES)}")
     cfg = load_config(config)

@@ -12,12 +12,19 @@ Layout of ``DIR``::
     tables/cer.*, tables/ed_gap.*          Table 2 and the ED-gap table (Figure 2)
     tables/mdd_<lang>_<model>_seed<k>.*    MDD, for phone-annotated corpora
     figures/ed_gap.png
+    tables/cka_encoder.*, tables/cka_decoder.*, tables/entanglement.*
+                                           layer-wise CKA (Tables 3, 4) and entanglement index
+    figures/cka_encoder.png, figures/cka_decoder.png
+    analysis/<lang>/seed<k>.json           cache of the analyze stage
+    figures/training.png                   training curves (report stage)
+    report.html, report.md                 the report: every table, figure and finding
     corpora.json                           language -> corpus directory used
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +34,16 @@ from dualasr.data.manifest import ManifestError, atomic_write_text
 from dualasr.data.stats import corpus_stats, format_table
 from dualasr.data.synth.corpus import build_corpus, describe
 
-STAGES = ("corpus", "score")  # where `until` may stop; each includes the ones before
+STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
+
+
+def model_seed(seed: int, name: str) -> int:
+    """The training seed of model ``name`` in study seed ``seed``: distinct per model,
+    so SSO, MSO and DO start from independent random weights. With one shared seed
+    their same-shaped parts (e.g. the SSO and DO surface decoders) would start
+    identical, and layer-wise CKA between them would measure the shared start, not
+    what training made of it. Stable across runs (crc32, not Python's salted hash)."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
 
 
 def corpus_dirs(config: Config, out: Path, allow_fewer_voices: bool, progress: bool, echo) -> dict[str, Path]:
@@ -50,11 +66,14 @@ def run_study(
     allow_fewer_voices: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-    until: str = "score",
+    until: str = STAGES[-1],
 ) -> Path:
     """Corpus, statistics, then per language and seed: train SSO/MSO/DO, decode
-    the test set; then score (with MDD for phone-annotated corpora). ``until="corpus"`` stops after the corpus and its
-    statistics. Returns the study directory."""
+    the test set; then score (with MDD for phone-annotated corpora); then analyze
+    (layer-wise CKA, entanglement index); then the report. ``until`` names the last stage
+    (:data:`STAGES`): ``"corpus"`` stops after the corpus and its statistics,
+    ``"score"`` before the analysis, ``"analyze"`` before the report
+    (``report.html``, :mod:`dualasr.report`). Returns the study directory."""
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")
     from dualasr.decode.run import decode
@@ -78,7 +97,7 @@ def run_study(
                 exp = out / "exp" / lang / name / f"seed{seed}"
                 model = train(
                     model_config(config, name), config.train, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
-                    cmvn, exp, seed=seed, korean_unit=config.text.korean_unit, progress=progress,
+                    cmvn, exp, seed=model_seed(seed, name), korean_unit=config.text.korean_unit, progress=progress,
                 )  # fmt: skip
                 decode(model, fbank / "test.jsonl.gz", exp, config.decode, progress=progress)
                 echo(f"{lang}/{name}/seed{seed}: trained and decoded ({exp})")
@@ -86,6 +105,20 @@ def run_study(
     for path in score_all(out, bootstrap=1000, seed=config.seed, divergence_unit=config.text.divergence_unit):
         if path.suffix == ".md":
             echo(path.read_text())
+    if until == "score":
+        return out
+
+    from dualasr.analysis.analyze import analyze_study
+
+    analysis = analyze_study(out, models=config.study.models, seeds=config.study.seeds, echo=echo)
+    echo((out / "tables" / "entanglement.md").read_text())
+    echo(f"analyze: wrote {', '.join(str(f) for f in analysis.files)}")
+    if until == "analyze":
+        return out
+
+    from dualasr.report import build_report
+
+    echo(f"report: {build_report(out).html}")
     return out
 
 
