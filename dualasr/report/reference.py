@@ -6,8 +6,8 @@ Entanglement in Dual-output Second Language Speech Recognition", arXiv
 the paper: an order of magnitude to compare against, not ground truth).
 
 One place to look them up. Numbers the scorer or the synthesizer already use
-are imported from where they live (one copy each); the CKA values (Tables 3
-and 4), which only the report uses, are transcribed here.
+are imported from where they live (one copy each): Tables 3 and 4 from
+:mod:`dualasr.analysis.analyze`, re-keyed here for the report.
 
 - Table 1 (corpus): :data:`REFERENCE_CORPUS` (utterances per split) and
   :data:`REFERENCE_ED_SHARES` (share of utterances per ED bin 0 / 1-3 / 4-10 / >10).
@@ -27,6 +27,7 @@ meaning decoder of the DO model). Layers are the reference models' indices
 
 from __future__ import annotations
 
+from dualasr.analysis.analyze import REFERENCE_DECODER, REFERENCE_ENCODER
 from dualasr.config import REFERENCE_ED_SHARES
 from dualasr.score.ed_gap import REFERENCE_GAP
 from dualasr.score.errors import REFERENCE_CER
@@ -44,38 +45,16 @@ def _pair(a: str, b: str) -> tuple[str, str]:
     return tuple(sorted((a, b)))  # type: ignore[return-value]
 
 
-# Table 3: encoder CKA, SSO vs MSO, same layer on both sides.
+# Tables 3 and 4 live with the analysis that computes their counterparts.
 REFERENCE_CKA_ENCODER: dict[tuple[str, tuple[str, str], int], float] = {
-    **{
-        ("ko", _pair("sso", "mso"), layer): v
-        for layer, v in zip((0, 3, 6, 9, 11), (0.95, 0.43, 0.56, 0.45, 0.56), strict=True)
-    },
-    **{
-        ("en", _pair("sso", "mso"), layer): v
-        for layer, v in zip((0, 3, 6, 9, 11), (0.91, 0.89, 0.75, 0.66, 0.40), strict=True)
-    },
+    (lang, _pair("sso", "mso"), layer): v
+    for lang, layers in REFERENCE_ENCODER.items()
+    for layer, v in layers.items()
 }
-
-# Table 4: decoder CKA ("cross-task decoder analysis"), same layer on both sides.
 REFERENCE_CKA_DECODER: dict[tuple[str, tuple[str, str], int], float] = {
-    **{
-        ("ko", _pair("sso", "mso"), layer): v
-        for layer, v in zip((0, 3, 7), (0.82, 0.52, 0.53), strict=True)
-    },
-    **{
-        ("en", _pair("sso", "mso"), layer): v
-        for layer, v in zip((0, 3, 7), (0.34, 0.52, 0.39), strict=True)
-    },
-    **{
-        ("ko", _pair("mso", "mdo"), layer): v
-        for layer, v in zip((0, 3, 7), (0.84, 0.85, 0.88), strict=True)
-    },
-    **{
-        ("en", _pair("mso", "mdo"), layer): v
-        for layer, v in zip((0, 3, 7), (0.43, 0.59, 0.24), strict=True)
-    },
-    ("en", _pair("mso", "sdo"), 7): 0.44,
-    ("en", _pair("sso", "mdo"), 7): 0.17,
+    (lang, _pair(*pair.lower().split(" vs ")), layer): v
+    for (lang, pair), layers in REFERENCE_DECODER.items()
+    for layer, v in layers.items()
 }
 
 __all__ = [
