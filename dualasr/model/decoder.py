@@ -99,6 +99,12 @@ class TransformerDecoder(nn.Module):
         super().__init__()
         self.d_model = d_model
         self.embed = nn.Embedding(vocab_size, d_model)
+        # N(0, 1/d) (Vaswani et al.; fairseq): scaled by sqrt(d) in `_embed`, the
+        # token embeddings then have unit scale like the sinusoidal positions.
+        # PyTorch's default N(0, 1) made them sqrt(d) times larger, drowning the
+        # positions: the decoder stayed near a character-bigram model for hundreds
+        # of steps (a 2-layer char LM: loss 2.25 vs 1.54 after 300 steps).
+        nn.init.normal_(self.embed.weight, std=d_model**-0.5)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(DecoderLayer(d_model, cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(d_model)

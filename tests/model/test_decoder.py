@@ -69,3 +69,12 @@ def test_state_select_reorders_hypotheses():
     out, _ = dec.step(tokens[[1, 0, 0], 3], swapped)
     full, _ = dec(tokens[[1, 0, 0], :4], memory[[1, 0, 0]], mask[[1, 0, 0]])
     assert torch.allclose(out, full[:, 3], atol=1e-5)
+
+
+def test_scaled_token_embeddings_have_the_scale_of_the_positions():
+    # Token embedding * sqrt(d) and the sinusoidal table (std ~0.7) must be of the
+    # same order, or the positions drown and the decoder cannot learn word order.
+    d = 256
+    dec = TransformerDecoder(500, d, DecoderConfig(layers=1, heads=4, ffn_dim=64))
+    scaled = dec.embed.weight.detach() * d**0.5
+    assert 0.8 < float(scaled.std()) < 1.25
