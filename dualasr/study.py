@@ -28,9 +28,10 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from dualasr.atomic import atomic_write_text
 from dualasr.config import Config, model_config
 from dualasr.data.features import compute_features
-from dualasr.data.manifest import ManifestError, atomic_write_text
+from dualasr.data.manifest import ManifestError
 from dualasr.data.stats import corpus_stats, format_table
 from dualasr.data.synth.corpus import build_corpus, describe
 

@@ -78,9 +78,7 @@ import csv
 import io
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,7 +88,8 @@ import numpy as np
 
 from dualasr.analysis.capture import capture_batches
 from dualasr.analysis.cka import LinearCKAAccumulator
-from dualasr.data.manifest import ManifestError, atomic_write_text
+from dualasr.atomic import atomic_write_text, save_figure
+from dualasr.data.manifest import ManifestError
 from dualasr.score.errors import fmt_number, markdown_table, mean_std, model_order
 
 #: Bump when the cached numbers would change for the same inputs.
@@ -653,19 +652,6 @@ def write_tables(rows: Sequence[dict], ent: Sequence[dict], out_dir: Path, notes
 # ------------------------------------------------------------------ figures
 
 
-def _save_png(fig, path: Path) -> Path:
-    """Write a matplotlib Figure atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _integer_ticks(ax, y: bool = False) -> None:
@@ -744,7 +730,7 @@ def plot_encoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> 
         fig.colorbar(image, ax=axes[:, :-1].ravel().tolist(), shrink=0.8, label="linear CKA")
     if not langs:
         axes[0, 0].text(0.5, 0.5, "no encoder pair", ha="center", va="center")
-    return _save_png(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_decoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> Path:
@@ -772,4 +758,4 @@ def plot_decoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> 
         ax.legend(fontsize="small")
     if not langs:
         axes[0].text(0.5, 0.5, "no decoder pair", ha="center", va="center")
-    return _save_png(fig, path)
+    return save_figure(fig, path, dpi=110)

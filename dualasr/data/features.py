@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter
 
-from dualasr.data.manifest import atomic_write_text, load_manifest, write_manifest
+from dualasr.atomic import atomic_write_text
+from dualasr.data.manifest import load_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ import gzip
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import soundfile as sf
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.serialization import deserialize_item
 
+from dualasr.atomic import atomic_path, atomic_write_text
 from dualasr.errors import DualasrError
 from dualasr.text.divergence import divergence
 from dualasr.text.normalize import LANGUAGES
@@ -278,40 +278,12 @@ def load_manifest(
     return CutSet.from_cuts(cuts.values())
 
 
-def _atomic_target(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists; refusing to overwrite (pass overwrite=True / --overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def atomic_write_text(path: str | Path, text: str, overwrite: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory,
-    so a crash leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    _atomic_target(path, overwrite)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(cuts: CutSet, path: str | Path, overwrite: bool = False) -> Path:
     """Write ``cuts`` atomically as JSONL (gzipped when the name ends in ``.gz``)."""
     path = Path(path)
-    _atomic_target(path, overwrite)
     # Keep the real suffixes on the temporary name: Lhotse picks gzip from them.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
-    os.close(fd)
-    try:
+    with atomic_path(path, overwrite, suffix="".join(path.suffixes)) as tmp:
         cuts.to_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -24,8 +24,9 @@ from lhotse import CutSet
 from lhotse.dataset.collation import collate_features
 from tqdm import tqdm
 
+from dualasr.atomic import atomic_write_text
 from dualasr.config import DecodeConfig
-from dualasr.data.manifest import atomic_write_text, load_manifest
+from dualasr.data.manifest import load_manifest
 from dualasr.decode.search import decode_dual
 from dualasr.train.data import target_text
 from dualasr.train.trainer import load_model, pick_device

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dualasr.data.manifest import atomic_write_text
+from dualasr.atomic import atomic_write_text
 from dualasr.report import findings as fnd
 from dualasr.report.figures import plot_training
 from dualasr.report.inputs import (

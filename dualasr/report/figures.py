@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from dualasr.atomic import save_figure
 from dualasr.report.findings import model_name
 from dualasr.report.inputs import TrainingRun
 from dualasr.score.errors import model_order
@@ -41,14 +40,4 @@ def plot_training(runs: Sequence[TrainingRun], path: str | Path) -> Path:
         ax.xaxis.get_major_locator().set_params(integer=True)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="x-small", ncols=2)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_figure(fig, path, dpi=110)

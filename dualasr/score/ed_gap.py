@@ -36,8 +36,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -47,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from dualasr.data.manifest import atomic_write_text
+from dualasr.atomic import atomic_write_text, save_figure
 from dualasr.score.errors import (
     BASELINE,
     OUTPUTS,
@@ -342,17 +340,7 @@ def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[st
             ax.set_ylabel("CER gap DO − SO (pp)")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize="small")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def write_gaps(rows: Sequence[GapRow], out_dir: str | Path, bootstrap: int, notes: Sequence[str] = ()) -> list[Path]:

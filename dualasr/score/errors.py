@@ -49,7 +49,8 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
-from dualasr.data.manifest import atomic_write_text, cut_divergence, load_manifest, supervision
+from dualasr.atomic import atomic_write_text
+from dualasr.data.manifest import cut_divergence, load_manifest, supervision
 from dualasr.errors import DualasrError
 from dualasr.text.normalize import normalize, normalize_phones
 

@@ -47,7 +47,7 @@ from typing import Literal
 
 from rapidfuzz.distance import Levenshtein
 
-from dualasr.data.manifest import atomic_write_text
+from dualasr.atomic import atomic_write_text
 from dualasr.text.normalize import normalize_phones
 
 INSERTION = "<ins>"
@@ -309,7 +309,8 @@ def score_study_mdd(hyps_dir: str | Path, manifests: dict[str, str | Path], tabl
     """MDD of every surface-producing run under ``hyps_dir`` whose language's
     test set is phone-annotated: ``tables_dir/mdd_<lang>_<model>_seed<k>.{csv,md}``
     (CSV by canonical phone; markdown overall, by L1 and by phone)."""
-    from dualasr.data.manifest import atomic_write_text, load_manifest, supervision
+    from dualasr.atomic import atomic_write_text
+    from dualasr.data.manifest import load_manifest, supervision
     from dualasr.score.study import discover_hypotheses
 
     written = []

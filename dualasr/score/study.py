@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dualasr.data.manifest import atomic_write_text
+from dualasr.atomic import atomic_write_text
 from dualasr.score.ed_gap import GapRow, ed_gap_rows, plot_ed_gap, write_gaps
 from dualasr.score.errors import (
     BASELINE,

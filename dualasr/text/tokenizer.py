@@ -15,14 +15,14 @@ the model, so decoding never depends on the training data being present.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 import hangul_jamo
+
+from dualasr.atomic import atomic_write_text
 
 Unit = Literal["char", "jamo", "phone"]
 BLANK, UNK, SOS_EOS = "<blank>", "<unk>", "<sos/eos>"
@@ -94,12 +94,8 @@ class Tokenizer:
 
     def save(self, path: str | Path) -> None:
         """Write atomically as JSON ``{"unit": ..., "tokens": [...]}``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"unit": self.unit, "tokens": self.tokens}, f, ensure_ascii=False, indent=0)
-        os.replace(tmp, path)
+        text = json.dumps({"unit": self.unit, "tokens": self.tokens}, ensure_ascii=False, indent=0)
+        atomic_write_text(path, text, overwrite=True)
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:

@@ -44,8 +44,9 @@ import torch.distributed as dist
 from lhotse import CutSet
 from tqdm import tqdm
 
+from dualasr.atomic import atomic_path, atomic_write_text
 from dualasr.config import TrainConfig
-from dualasr.data.manifest import atomic_write_text, load_manifest
+from dualasr.data.manifest import load_manifest
 from dualasr.errors import DualasrError
 from dualasr.model.asr import DualASR, build_model
 from dualasr.model.config import ModelConfig
@@ -145,14 +146,8 @@ def noam_lambda(warmup: int):
 
 def save_atomic(obj, path: Path) -> None:
     """``torch.save`` to a temporary file then rename: a kill never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:

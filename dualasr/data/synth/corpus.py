@@ -35,6 +35,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from dualasr.atomic import atomic_path
 from dualasr.config import SPLITS, Config, SynthConfig
 from dualasr.data.manifest import (
     ManifestError,
@@ -245,10 +246,8 @@ def synthesize_job(job: Job, sample_rate: int) -> tuple[str, str | None]:
         return job.id, str(e).replace("\n", " ")[:500]
     if job.snr_db is not None:
         audio = add_noise(audio, job.snr_db, np.random.default_rng(job.noise_seed))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.flac")
-    sf.write(tmp, audio, sample_rate, subtype="PCM_16")
-    os.replace(tmp, path)  # a killed build never leaves a truncated file under the real name
+    with atomic_path(path, suffix=".flac") as tmp:  # a killed build leaves no truncated file
+        sf.write(tmp, audio, sample_rate, subtype="PCM_16")
     return job.id, None
 
 
