@@ -90,7 +90,7 @@ from dualasr.analysis.capture import capture_batches
 from dualasr.analysis.cka import LinearCKAAccumulator
 from dualasr.atomic import atomic_write_text, save_figure
 from dualasr.data.manifest import ManifestError
-from dualasr.score.errors import fmt_number, markdown_table, mean_std, model_order
+from dualasr.score.errors import fmt_number, fmt_rate, markdown_table, mean_std, model_order
 
 #: Bump when the cached numbers would change for the same inputs.
 CACHE_VERSION = 1
@@ -146,7 +146,7 @@ class Pair:
         return "frame" if self.kind == "encoder" else "utterance"
 
 
-def _label(model: str, output: str | None = None) -> str:
+def label(model: str, output: str | None = None) -> str:
     """SSO, MSO; a dual-output model ``do`` is DO, its decoders SDO and MDO."""
     if model in SINGLE or output is None:
         return model.upper()
@@ -168,14 +168,14 @@ def plan_pairs(outputs: dict[str, tuple[str, ...]], branched: set[str] = frozens
     for d in duals:
         ds, dm = (d, "surface"), (d, "meaning")
         if "sso" in have:
-            enc.append(Pair(f"SSO vs {_label(d)}", "encoder", s, ds))
+            enc.append(Pair(f"SSO vs {label(d)}", "encoder", s, ds))
         if "mso" in have:
-            enc.append(Pair(f"MSO vs {_label(d)}", "encoder", m, dm))
+            enc.append(Pair(f"MSO vs {label(d)}", "encoder", m, dm))
         if d in branched:
-            enc.append(Pair(f"{_label(d, 'surface')} vs {_label(d, 'meaning')}", "encoder", ds, dm))
+            enc.append(Pair(f"{label(d, 'surface')} vs {label(d, 'meaning')}", "encoder", ds, dm))
     for d in duals:
         ds, dm = (d, "surface"), (d, "meaning")
-        S, M = _label(d, "surface"), _label(d, "meaning")
+        S, M = label(d, "surface"), label(d, "meaning")
         for ok, pair in (
             ("mso" in have, Pair(f"MSO vs {M}", "decoder", m, dm)),
             ("sso" in have, Pair(f"SSO vs {S}", "decoder", s, ds)),
@@ -454,7 +454,7 @@ def entanglement_rows(rows: Sequence[dict]) -> list[dict]:
         so = _last(rows, "decoder", lang, seed, "SSO vs MSO")
         duals = model_order({r["model_x"] for r in dec if r["model_x"] == r["model_y"]})
         entries = [("sso+mso", "SSO vs MSO")] if any(r["pair"] == "SSO vs MSO" for r in dec) else []
-        entries += [(d, f"{_label(d, 'surface')} vs {_label(d, 'meaning')}") for d in duals]
+        entries += [(d, f"{label(d, 'surface')} vs {label(d, 'meaning')}") for d in duals]
         for model, pair in entries:
             layers = _matching(rows, "decoder", lang, seed, pair)
             if model == "sso+mso":
@@ -490,10 +490,7 @@ def _csv(columns: Sequence[str], rows: Sequence[dict]) -> str:
 def _cell(values: Sequence[float]) -> str:
     """mean ± std over seeds (just the mean for one seed; — when undefined)."""
     values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "—"
-    mean, std = mean_std(values)
-    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+    return fmt_rate(*mean_std(values), len(values))
 
 
 def _pair_order(rows: Sequence[dict], kind: str) -> list[str]:

@@ -44,7 +44,7 @@ from dualasr.report.reference import (
     REFERENCE_ED_SHARES,
     REFERENCE_GAP,
 )
-from dualasr.score.errors import OUTPUTS, model_order
+from dualasr.score.errors import OUTPUTS, fmt_rate, mean_std, model_order
 from dualasr.text.divergence import ED_BIN_LABELS
 
 MAX_ROWS = 200  # rows of a generic table (entanglement) shown; the CSV has them all
@@ -174,12 +174,6 @@ def corpus_section(study: Path) -> Section:
     return s
 
 
-def _rate(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "—"
-    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
-
-
 def cer_section(study: Path) -> Section:
     s = Section("cer", "Error rates (Table 2)")
     rows = read_csv(study / "tables" / "cer.csv", ("language", "model", "output", "unit", "cer"))
@@ -204,7 +198,7 @@ def cer_section(study: Path) -> Section:
             r = cell.get((model, lang, output, unit))
             line.append(
                 Cell(
-                    _rate(number(r["cer"]), number(r.get("cer_std")))
+                    fmt_rate(number(r["cer"]), number(r.get("cer_std")), 1)
                     if r and number(r.get("n", "1"))
                     else "—"
                 )
@@ -332,16 +326,7 @@ def cka_section(study: Path, part: str, reference: dict, table_no: int) -> Secti
             line = [Cell(lang), Cell(names)]
             for layer in layers:
                 values = by_layer.get(layer, [])
-                mean = sum(values) / len(values) if values else math.nan
-                std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-                       if len(values) > 1 else math.nan)  # fmt: skip
-                line.append(
-                    Cell(
-                        "—"
-                        if math.isnan(mean)
-                        else (f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}")
-                    )
-                )
+                line.append(Cell(fmt_rate(*mean_std(values), len(values))))
             body.append(line)
             ref = {
                 k[2]: v

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dualasr.analysis.analyze import label
 from dualasr.errors import DualasrError
 
 
@@ -132,53 +133,28 @@ def read_training_runs(exp_dir: Path) -> list[TrainingRun]:
     return runs
 
 
-def canonical_model(name: str) -> str:
-    """A CKA table's model name in the paper's words: ``sso``, ``mso``, ``do``,
-    ``sdo`` / ``mdo`` for the DO model's surface / meaning decoder (``do_surface``,
-    ``do-meaning``, ``surface_do`` ...); any other name lower-cased as is."""
-    n = name.strip().lower()
-    tokens = set(re.split(r"[\s_./:-]+", n)) - {"", "decoder", "dec"}
-    for output, short in (("surface", "sdo"), ("meaning", "mdo")):
-        if tokens == {"do", output}:
-            return short
-    return n
-
-
 def cka_pair(row: Row) -> tuple[str, str]:
-    """The two representations a CKA row compares, in the paper's words
-    (:func:`canonical_model`): the ``pair`` cell split on "vs" (dualasr.analysis
-    writes "SSO vs MSO", "MSO vs MDO"; "-", "/", "," also split), else
-    ``model_x`` / ``model_y`` with ``output_x`` / ``output_y`` naming a
-    dual-output model's decoder (``do`` + ``surface`` = ``sdo``)."""
-    parts = [p for p in re.split(r"\s+vs\.?\s+|\s*[,/|]\s*|\s+-\s+|(?<=[a-z])-(?=[a-z])", row.get("pair") or "",
-                                 flags=re.IGNORECASE) if p.strip()]  # fmt: skip
-    if len(parts) == 2:
-        return canonical_model(parts[0]), canonical_model(parts[1])
-
-    def side(model: str, output: str) -> str:
-        model = canonical_model(model)
-        if model in ("sso", "mso", "sdo", "mdo") or output not in ("surface", "meaning"):
-            return model
-        return output[0] + model
-
-    return (side(row.get("model_x") or "?", (row.get("output_x") or "").lower()),
-            side(row.get("model_y") or "?", (row.get("output_y") or "").lower()))  # fmt: skip
+    """The two representations a CKA row compares, lower-case (``sso``, ``mso``,
+    ``do``, ``sdo``/``mdo`` for the DO model's decoders): the ``pair`` cell that
+    :mod:`dualasr.analysis.analyze` writes ("MSO vs MDO"), else the labels of its
+    ``model_x``/``output_x`` and ``model_y``/``output_y`` columns."""
+    if row.get("pair"):
+        x, y = row["pair"].split(" vs ")
+        return x.lower(), y.lower()
+    return (
+        label(row["model_x"], row.get("output_x") or None).lower(),
+        label(row["model_y"], row.get("output_y") or None).lower(),
+    )
 
 
 def cka_diagonal(rows: list[Row]) -> dict[tuple[str, tuple[str, str]], dict[int, list[float]]]:
     """(language, (model_x, model_y)) -> layer -> CKA values over seeds, for the
-    rows comparing the same layer on both sides (``layer_x == layer_y``; a table
-    without ``layer_y`` is taken as same-layer). Rows with a non-numeric layer or
-    a NaN CKA are left out. In order of first appearance."""
+    rows comparing the same layer on both sides (``layer_x == layer_y``). Rows with
+    a non-numeric layer or a NaN CKA are left out. In order of first appearance."""
     out: dict[tuple[str, tuple[str, str]], dict[int, list[float]]] = {}
     for r in rows:
-        lx, ly = (
-            number(r.get("layer_x", r.get("layer"))),
-            number(r.get("layer_y", r.get("layer_x", r.get("layer")))),
-        )
-        value = number(r.get("cka"))
+        lx, ly, value = number(r.get("layer_x")), number(r.get("layer_y")), number(r.get("cka"))
         if math.isnan(lx) or lx != ly or math.isnan(value):
             continue
-        lang = r.get("lang") or r.get("language") or "?"
-        out.setdefault((lang, cka_pair(r)), {}).setdefault(int(lx), []).append(value)
+        out.setdefault((r["lang"], cka_pair(r)), {}).setdefault(int(lx), []).append(value)
     return out

@@ -1,17 +1,17 @@
 """A study directory made in a fraction of a second with the stages' own writers:
 Table 1 (dualasr.data.stats.format_table), Table 2 and the ED-gap table and
 figure (dualasr.score), training logs (dualasr.train.trainer.MetricsLog), and
-CKA tables in the analysis stage's long format with a figure."""
+CKA tables, entanglement and figures (dualasr.analysis.analyze)."""
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from dualasr.analysis.analyze import entanglement_rows, plot_decoder, plot_encoder, write_tables
 from dualasr.data.manifest import atomic_write_text
 from dualasr.data.stats import LanguageStats, format_table
 from dualasr.score.ed_gap import GapRow, plot_ed_gap, write_gaps
@@ -19,18 +19,6 @@ from dualasr.score.errors import RateRow, write_rates
 from dualasr.train.trainer import MetricsLog
 
 BINS = ("0", "1-3", "4-10", ">10")
-CKA_HEADER = (
-    "lang",
-    "seed",
-    "pair",
-    "model_x",
-    "output_x",
-    "model_y",
-    "output_y",
-    "layer_x",
-    "layer_y",
-    "cka",
-)
 
 
 def rate(lang: str, model: str, output: str, cer: float) -> RateRow:
@@ -118,29 +106,31 @@ def write_training(study: Path) -> None:
 
 
 def write_cka(study: Path) -> None:
-    from matplotlib.figure import Figure
-
+    """CKA tables, entanglement and figures through the analysis stage's writers,
+    so a change of its format breaks these tests rather than only the real study."""
+    pairs = {
+        "encoder": [("SSO vs MSO", "sso", "surface", "mso", "meaning")],
+        "decoder": [
+            ("SSO vs MSO", "sso", "surface", "mso", "meaning"),
+            ("MSO vs MDO", "mso", "meaning", "do", "meaning"),
+            ("SDO vs MDO", "do", "surface", "do", "meaning"),
+        ],
+    }
     rows = []
-    for part, pairs in (("encoder", (("SSO vs MSO", "sso", "surface", "mso", "meaning"),)),
-                        ("decoder", (("SSO vs MSO", "sso", "surface", "mso", "meaning"),
-                                     ("MSO vs MDO", "mso", "meaning", "do", "meaning")))):  # fmt: skip
-        rows = []
-        for name, mx, ox, my, oy in pairs:
+    for kind, named in pairs.items():
+        for name, mx, ox, my, oy in named:
             for lx in range(3):
                 for ly in range(3):
-                    rows.append(
-                        ("en", 0, name, mx, ox, my, oy, lx, ly, 0.9 - 0.2 * lx - 0.1 * abs(lx - ly))
-                    )
-        path = study / "tables" / f"cka_{part}.csv"
-        with open(path, "w", newline="") as f:
-            csv.writer(f).writerows([CKA_HEADER, *rows])
-        fig = Figure(figsize=(3, 2))
-        fig.subplots().plot([0, 1, 2], [0.9, 0.7, 0.5])
-        fig.savefig(study / "figures" / f"cka_{part}.png", format="png")
-    with open(study / "tables" / "entanglement.csv", "w", newline="") as f:
-        csv.writer(f).writerows(
-            [("lang", "seed", "model", "index", "excess"), ("en", 0, "do", 0.8126, -0.1461)]
-        )
+                    v = 0.9 - 0.2 * lx - 0.1 * abs(lx - ly)
+                    rows.append({
+                        "kind": kind, "lang": "en", "seed": 0, "pair": name,
+                        "model_x": mx, "output_x": ox, "model_y": my, "output_y": oy,
+                        "layer_x": lx, "layer_y": ly, "cka": v, "cka_biased": v + 0.01,
+                        "estimator": "debiased", "level": "frame" if kind == "encoder" else "utterance", "n": 16,
+                    })  # fmt: skip
+    write_tables(rows, entanglement_rows(rows), study)
+    plot_encoder(rows, study / "figures" / "cka_encoder.png", ["en"])
+    plot_decoder(rows, study / "figures" / "cka_decoder.png", ["en"])
 
 
 def fabricate_study(study: Path) -> Path:
