@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from praatio import textgrid as praatio_textgrid
 
 from dualasr.data.prepare import prepare_l2arctic
 from dualasr.data.prepare.l2arctic import L1_OF_SPEAKER
@@ -46,38 +47,16 @@ STAGES = [
 
 
 def textgrid(labels: list[str], step: float = 0.01) -> str:
+    """An L2-ARCTIC-style annotation (words + phones tiers), written by praatio."""
     xmax = round(len(labels) * step, 4)
-    out = [
-        'File type = "ooTextFile"',
-        'Object class = "TextGrid"',
-        "",
-        "xmin = 0 ",
-        f"xmax = {xmax} ",
-        "tiers? <exists> ",
-        "size = 2 ",
-        "item []: ",
-    ]
-    tiers = {
-        "words": [(0, xmax, "author")],
-        "phones": [(i * step, (i + 1) * step, lab) for i, lab in enumerate(labels)],
-    }
-    for n, (name, intervals) in enumerate(tiers.items(), 1):
-        out += [
-            f"    item [{n}]:",
-            '        class = "IntervalTier" ',
-            f'        name = "{name}" ',
-            "        xmin = 0 ",
-            f"        xmax = {xmax} ",
-            f"        intervals: size = {len(intervals)} ",
-        ]
-        for k, (a, b, lab) in enumerate(intervals, 1):
-            out += [
-                f"        intervals [{k}]:",
-                f"            xmin = {round(a, 4)} ",
-                f"            xmax = {round(b, 4)} ",
-                f'            text = "{lab}" ',
-            ]
-    return "\n".join(out) + "\n"
+    tg = praatio_textgrid.Textgrid()
+    tg.addTier(praatio_textgrid.IntervalTier("words", [(0, xmax, "author")], 0, xmax))
+    phones = [(round(i * step, 4), round((i + 1) * step, 4), lab) for i, lab in enumerate(labels)]
+    tg.addTier(praatio_textgrid.IntervalTier("phones", phones, 0, xmax))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.TextGrid"
+        tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
+        return path.read_text(encoding="utf-8")
 
 
 def build_corpus(root: Path, items: int) -> None:
