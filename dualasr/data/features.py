@@ -45,10 +45,12 @@ def compute_split(manifest: Path, feats_dir: Path, split: str, num_jobs: int = 1
         return out
     cuts = load_manifest(manifest).resample(SAMPLE_RATE)
     feats_dir.mkdir(parents=True, exist_ok=True)
-    storage = feats_dir / split
+    # Absolute, like the audio paths in the corpus manifests: Lhotse stores the
+    # path as given, and a relative one would only resolve from this cwd.
+    storage = (feats_dir / split).resolve()
     # Lhotse appends to an existing archive; a previous interrupted run's
     # archive is stale (its manifest was never written), so start afresh.
-    for stale in feats_dir.glob(f"{split}.lca*"):
+    for stale in storage.parent.glob(f"{split}.lca*"):
         stale.unlink()
     if storage.is_dir():  # num_jobs > 1 writes one archive per job under it
         shutil.rmtree(storage)
