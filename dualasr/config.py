@@ -124,6 +124,10 @@ class StudyConfig(_Section):
     # Loss weights per model, overriding the reference ones
     # (SO 0.2 CTC + 0.8 att; DO 0.2 CTC_s + 0.5 att_s + 0.3 att_m).
     weights: dict[str, dict[str, float]] = {}
+    # Models trained at once, each in its own process with cores // jobs threads
+    # (language x seed x model jobs, longest first). On a 2-core CPU two 1-thread
+    # processes train more audio per second than one 2-thread process.
+    jobs: int = Field(1, ge=1)
 
 
 class Config(_Section):

@@ -24,14 +24,22 @@ Layout of ``DIR``::
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
+import os
+import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from dualasr.atomic import atomic_write_text
 from dualasr.config import Config, model_config
 from dualasr.data.features import compute_features
-from dualasr.data.manifest import ManifestError
+from dualasr.data.manifest import ManifestError, load_manifest
 from dualasr.data.stats import corpus_stats, format_table
 from dualasr.data.synth.corpus import build_corpus, describe
 
@@ -77,9 +85,6 @@ def run_study(
     (``report.html``, :mod:`dualasr.report`). Returns the study directory."""
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")
-    from dualasr.decode.run import decode
-    from dualasr.train.trainer import train
-
     out = Path(out)
     data = corpus_dirs(config, out, allow_fewer_voices, progress, echo)
     corpora = {lang: str(d.resolve()) for lang, d in data.items()}
@@ -90,18 +95,8 @@ def run_study(
     if until == "corpus":
         return out
 
-    for lang, data_dir in data.items():
-        fbank = compute_features(data_dir, progress=progress)
-        cmvn = json.loads((fbank / "cmvn.json").read_text())
-        for seed in config.study.seeds:
-            for name in config.study.models:
-                exp = out / "exp" / lang / name / f"seed{seed}"
-                model = train(
-                    model_config(config, name), config.train, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
-                    cmvn, exp, seed=model_seed(seed, name), korean_unit=config.text.korean_unit, progress=progress,
-                )  # fmt: skip
-                decode(model, fbank / "test.jsonl.gz", exp, config.decode, progress=progress)
-                echo(f"{lang}/{name}/seed{seed}: trained and decoded ({exp})")
+    fbanks = {lang: compute_features(data_dir, progress=progress) for lang, data_dir in data.items()}
+    run_model_jobs(model_jobs(config, out, fbanks), config, progress, echo)
 
     for path in score_all(out, bootstrap=1000, seed=config.seed, divergence_unit=config.text.divergence_unit):
         if path.suffix == ".md":
@@ -121,6 +116,91 @@ def run_study(
 
     echo(f"report: {build_report(out).html}")
     return out
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    """Train one model of the study and decode its test set."""
+
+    lang: str
+    seed: int  # the study seed (the model trains from model_seed(seed, name))
+    name: str  # sso, mso or do
+    fbank: Path  # the language's feature directory
+    exp: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.lang}/{self.name}/seed{self.seed}"
+
+
+def model_jobs(config: Config, out: Path, fbanks: dict[str, Path]) -> list[ModelJob]:
+    """Every language x seed x model of the study, longest first (languages by
+    training audio, DO with its two decoders before SO), so that with several
+    jobs at once the last to finish is a short one."""
+    hours = {
+        lang: sum(c.duration for c in load_manifest(f / "train.jsonl.gz", check_audio=False))
+        for lang, f in fbanks.items()
+    }
+    jobs = [
+        ModelJob(lang, seed, name, fbank, out / "exp" / lang / name / f"seed{seed}")
+        for lang, fbank in fbanks.items()
+        for seed in config.study.seeds
+        for name in config.study.models
+    ]
+    return sorted(jobs, key=lambda j: (-hours[j.lang], j.name != "do"))
+
+
+def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads: int | None = None) -> str:
+    """Train (skipped when ``model.pt`` exists) and decode (skipped when the
+    hypotheses exist) one model; returns a line for the log. ``threads``: run in
+    a worker process of :func:`run_model_jobs`, with that many torch threads."""
+    from dualasr.decode.run import decode
+    from dualasr.train.trainer import train
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+        # Several jobs log at once: every line names its job.
+        logging.basicConfig(
+            level=logging.INFO, format=f"%(levelname)s [{job.label}] %(name)s: %(message)s", force=True
+        )
+    start = time.monotonic()
+    try:
+        cmvn = json.loads((job.fbank / "cmvn.json").read_text())
+        model = train(
+            model_config(config, job.name), config.train, job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
+            cmvn, job.exp, seed=model_seed(job.seed, job.name), korean_unit=config.text.korean_unit,
+            progress=progress,
+        )  # fmt: skip
+        decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress)
+    except Exception as e:
+        e.add_note(f"in study job {job.label} ({job.exp})")
+        raise
+    return f"{job.label}: trained and decoded in {time.monotonic() - start:.0f} s ({job.exp})"
+
+
+def run_model_jobs(jobs: list[ModelJob], config: Config, progress: bool, echo: Callable[[str], None]) -> None:
+    """Run the jobs one after another, or ``config.study.jobs`` at a time in
+    spawned processes sharing the cores (no progress bars then: they would
+    interleave; each finished job is reported, and metrics.csv grows per epoch).
+    The first failure stops the queue; jobs already running finish and keep
+    their models."""
+    n = min(config.study.jobs, len(jobs))
+    if n <= 1:
+        for job in jobs:
+            echo(run_model_job(job, config, progress))
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // n)
+    echo(f"training {len(jobs)} models, {n} at a time ({threads} thread(s) each)")
+    # spawn, not fork: forking a process whose torch thread pools have started can deadlock.
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_model_job, job, config, False, threads) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                echo(future.result())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def score_all(

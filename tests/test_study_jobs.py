@@ -1,0 +1,73 @@
+"""The study's model jobs: order, and several at once in worker processes
+giving the same models as one after another."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from dualasr.config import Config
+from dualasr.study import ModelJob, model_jobs, run_model_job, run_model_jobs
+
+CONFIG = {
+    "model": {
+        "d_model": 32,
+        "subsampling_channels": 16,
+        "encoder": {"layers": 1, "heads": 2, "ffn_dim": 64, "kernel": 5, "dropout": 0.0, "attn_dropout": 0.0},
+        "decoder": {"layers": 1, "heads": 2, "ffn_dim": 64, "dropout": 0.0, "attn_dropout": 0.0},
+        "specaug": {"enabled": False},
+    },
+    "train": {"epochs": 1, "max_duration": 6, "num_buckets": 2, "warmup_steps": 2, "average_best": 1},
+    "decode": {"beam": 1},
+    "study": {"models": ["sso", "do"], "jobs": 2},
+}
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def test_jobs_cover_every_model_longest_first(tmp_path, tiny_corpus):
+    cfg = Config(**{**CONFIG, "study": {"models": ["sso", "mso", "do"], "seeds": [0, 1]}})
+    jobs = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank"})
+    assert {(j.name, j.seed) for j in jobs} == {(m, s) for m in ("sso", "mso", "do") for s in (0, 1)}
+    assert [j.name for j in jobs[:2]] == ["do", "do"]  # two decoders: the longest
+    assert jobs[0].exp == tmp_path / "exp" / "en" / "do" / f"seed{jobs[0].seed}"
+
+
+@pytest.mark.slow
+def test_parallel_jobs_give_the_models_of_one_after_another(tmp_path, tiny_corpus):
+    cfg = Config(**CONFIG)
+    fbanks = {"en": tiny_corpus / "fbank"}
+    parallel = model_jobs(cfg, tmp_path / "parallel", fbanks)
+    lines: list[str] = []
+    run_model_jobs(parallel, cfg, progress=False, echo=lines.append)
+    started = re.fullmatch(r"training 2 models, 2 at a time \((\d+) thread\(s\) each\)", lines[0])
+    assert started, lines[0]
+    assert sorted(line.split(":")[0] for line in lines[1:]) == ["en/do/seed0", "en/sso/seed0"]
+    # The same jobs in this process, one thread as each worker had: the same weights.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(started.group(1)))
+    try:
+        for job in model_jobs(cfg, tmp_path / "serial", fbanks):
+            run_model_job(job, cfg, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for job in parallel:
+        serial = tmp_path / "serial" / job.exp.relative_to(tmp_path / "parallel")
+        assert (job.exp / "hyps_test.jsonl").read_text() == (serial / "hyps_test.jsonl").read_text()
+        a, b = weights(job.exp / "model.pt"), weights(serial / "model.pt")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_failing_job_stops_the_study_and_is_named(tmp_path, tiny_corpus):
+    cfg = Config(**CONFIG)
+    broken = tmp_path / "no_features"
+    broken.mkdir()
+    jobs = [ModelJob("en", 0, "sso", broken, tmp_path / "exp" / "en" / "sso" / "seed0")] * 2
+    with pytest.raises(FileNotFoundError) as err:
+        run_model_jobs(jobs, cfg, progress=False, echo=lambda s: None)
+    assert "cmvn.json" in str(err.value)
+    assert any("en/sso/seed0" in note for note in err.value.__notes__)
