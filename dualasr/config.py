@@ -128,6 +128,17 @@ class StudyConfig(_Section):
     # (language x seed x model jobs, longest first). On a 2-core CPU two 1-thread
     # processes train more audio per second than one 2-thread process.
     jobs: int = Field(1, ge=1)
+    # Epochs per language, overriding train.epochs for that language's models
+    # (corpora differ in size and difficulty; SO and DO of a language still match).
+    epochs: dict[Language, int] = {}
+
+    @field_validator("epochs")
+    @classmethod
+    def _positive_epochs(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {lang: n for lang, n in v.items() if n < 1}
+        if bad:
+            raise ValueError(f"epochs must be >= 1, got {bad}")
+        return v
 
 
 class Config(_Section):

@@ -166,8 +166,11 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
     start = time.monotonic()
     try:
         cmvn = json.loads((job.fbank / "cmvn.json").read_text())
+        train_cfg = config.train
+        if job.lang in config.study.epochs:
+            train_cfg = train_cfg.model_copy(update={"epochs": config.study.epochs[job.lang]})
         model = train(
-            model_config(config, job.name), config.train, job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
+            model_config(config, job.name), train_cfg, job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
             cmvn, job.exp, seed=model_seed(job.seed, job.name), korean_unit=config.text.korean_unit,
             progress=progress,
         )  # fmt: skip

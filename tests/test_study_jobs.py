@@ -3,6 +3,7 @@ giving the same models as one after another."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -71,3 +72,13 @@ def test_a_failing_job_stops_the_study_and_is_named(tmp_path, tiny_corpus):
         run_model_jobs(jobs, cfg, progress=False, echo=lambda s: None)
     assert "cmvn.json" in str(err.value)
     assert any("en/sso/seed0" in note for note in err.value.__notes__)
+
+
+def test_study_epochs_per_language_override_train_epochs(tmp_path, tiny_corpus):
+    cfg = Config(**{**CONFIG, "study": {"models": ["sso"], "epochs": {"en": 2, "ko": 5}}})
+    assert cfg.train.epochs == 1
+    (job,) = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank"})
+    run_model_job(job, cfg, progress=False)
+    assert json.loads((job.exp / "train_summary.json").read_text())["epochs"] == 2
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        Config(**{**CONFIG, "study": {"epochs": {"en": 0}}})
