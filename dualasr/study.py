@@ -135,10 +135,11 @@ class ModelJob:
 
 def model_jobs(config: Config, out: Path, fbanks: dict[str, Path]) -> list[ModelJob]:
     """Every language x seed x model of the study, longest first (languages by
-    training audio, DO with its two decoders before SO), so that with several
-    jobs at once the last to finish is a short one."""
-    hours = {
+    training audio x epochs, DO with its two decoders before SO), so that with
+    several jobs at once the last to finish is a short one."""
+    work = {
         lang: sum(c.duration for c in load_manifest(f / "train.jsonl.gz", check_audio=False))
+        * config.study.epochs.get(lang, config.train.epochs)
         for lang, f in fbanks.items()
     }
     jobs = [
@@ -147,7 +148,7 @@ def model_jobs(config: Config, out: Path, fbanks: dict[str, Path]) -> list[Model
         for seed in config.study.seeds
         for name in config.study.models
     ]
-    return sorted(jobs, key=lambda j: (-hours[j.lang], j.name != "do"))
+    return sorted(jobs, key=lambda j: (-work[j.lang], j.name != "do"))
 
 
 def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads: int | None = None) -> str:

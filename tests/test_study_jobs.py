@@ -36,6 +36,10 @@ def test_jobs_cover_every_model_longest_first(tmp_path, tiny_corpus):
     assert {(j.name, j.seed) for j in jobs} == {(m, s) for m in ("sso", "mso", "do") for s in (0, 1)}
     assert [j.name for j in jobs[:2]] == ["do", "do"]  # two decoders: the longest
     assert jobs[0].exp == tmp_path / "exp" / "en" / "do" / f"seed{jobs[0].seed}"
+    # Same audio, three times the epochs: the Korean models are the longer jobs.
+    cfg = Config(**{**CONFIG, "study": {"models": ["sso", "do"], "epochs": {"ko": 3}}})
+    jobs = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank", "ko": tiny_corpus / "fbank"})
+    assert [j.label for j in jobs] == ["ko/do/seed0", "ko/sso/seed0", "en/do/seed0", "en/sso/seed0"]
 
 
 @pytest.mark.slow
