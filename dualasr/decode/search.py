@@ -54,19 +54,6 @@ class Hypothesis:
     ctc_score: float
 
 
-def ctc_greedy(log_probs: Tensor, lens: Tensor, blank: int = BLANK) -> list[list[int]]:
-    """Best path: frame-wise argmax, repeats merged, blanks removed.
-
-    ``log_probs`` ``(batch, frames, vocab)``, ``lens`` ``(batch,)``.
-    """
-    best = log_probs.argmax(-1).cpu()
-    out = []
-    for seq, n in zip(best, lens.tolist(), strict=True):
-        merged = torch.unique_consecutive(seq[:n])
-        out.append(merged[merged != blank].tolist())
-    return out
-
-
 def length_normalised(score: float, n_tokens: int, length_penalty: float | None) -> float:
     """Ranking score of a finished hypothesis with ``n_tokens`` ids plus eos.
 

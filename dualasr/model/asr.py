@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from rapidfuzz.distance import Levenshtein
 from torch import Tensor, nn
 
 from .config import ModelConfig
@@ -57,6 +58,19 @@ class CTC(nn.Module):
             log_probs, targets, lens, ys_lens, blank=BLANK, reduction="sum", zero_infinity=True
         )
         return loss / ys.size(0)
+
+
+def ctc_greedy(log_probs: Tensor, lens: Tensor, blank: int = BLANK) -> list[list[int]]:
+    """Best path: frame-wise argmax, repeats merged, blanks removed.
+
+    ``log_probs`` ``(batch, frames, vocab)``, ``lens`` ``(batch,)``.
+    """
+    best = log_probs.argmax(-1).cpu()
+    out = []
+    for seq, n in zip(best, lens.tolist(), strict=True):
+        merged = torch.unique_consecutive(seq[:n])
+        out.append(merged[merged != blank].tolist())
+    return out
 
 
 def add_sos_eos(ys: Tensor, lens: Tensor, sos_eos: int) -> tuple[Tensor, Tensor]:
@@ -146,6 +160,8 @@ class DualASR(nn.Module):
                 ctc = self._calc_ctc_loss(enc.out[o], enc.lens, ys, ys_lens, o)
                 total = total + self.weights[f"ctc_{o}"] * ctc
                 stats[f"loss_ctc_{o}"] = ctc.detach().item()
+                if not self.training:  # validation: how far the CTC best path is from the target
+                    stats.update(self._ctc_edits(enc.out[o], enc.lens, ys, ys_lens, o))
             att, acc = self._calc_att_loss(enc.out[o], enc.mask, ys, ys_lens, o)
             total = total + self.weights[f"att_{o}"] * att
             stats[f"loss_att_{o}"] = att.detach().item()
@@ -168,6 +184,15 @@ class DualASR(nn.Module):
         self, enc_out: Tensor, enc_lens: Tensor, ys: Tensor, ys_lens: Tensor, output: str
     ) -> Tensor:
         return self.ctcs[output].loss(enc_out, enc_lens, ys, ys_lens)
+
+    def _ctc_edits(self, enc_out: Tensor, enc_lens: Tensor, ys: Tensor, ys_lens: Tensor, output: str) -> dict:
+        """Per-utterance means of the token edit distance of the CTC best path to
+        the target, and of the target length; their ratio over a dev set is the
+        greedy CTC token error rate (``dualasr.train.trainer.validate``)."""
+        hyps = ctc_greedy(self.ctcs[output].log_probs(enc_out), enc_lens)
+        refs = [y[:n].tolist() for y, n in zip(ys, ys_lens.tolist(), strict=True)]
+        edits = sum(Levenshtein.distance(h, r) for h, r in zip(hyps, refs, strict=True))
+        return {f"ctc_edits_{output}": edits / len(refs), f"ctc_ref_{output}": sum(map(len, refs)) / len(refs)}
 
     def _calc_att_loss(
         self, enc_out: Tensor, enc_mask: Tensor, ys: Tensor, ys_lens: Tensor, output: str

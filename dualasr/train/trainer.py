@@ -257,7 +257,8 @@ def _to(batch: dict, device: torch.device) -> tuple:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader, device: torch.device, info: DistInfo) -> dict[str, float]:
-    """Utterance-weighted mean of the loss statistics over the dev set (all ranks)."""
+    """Utterance-weighted mean of the loss statistics over the dev set (all ranks),
+    and ``ter_ctc_<o>``: token error rate of the greedy CTC best path, per CTC output."""
     model.eval()
     sums: dict[str, float] = {}
     n = 0
@@ -273,7 +274,12 @@ def validate(model: torch.nn.Module, loader, device: torch.device, info: DistInf
     if info.world_size > 1:
         dist.all_reduce(vec)
     model.train()
-    return {k: (vec[i] / vec[-1]).item() for i, k in enumerate(keys)}
+    means = {k: (vec[i] / vec[-1]).item() for i, k in enumerate(keys)}
+    # Mean edits over mean target length = total edits / total target tokens.
+    for key in [k for k in means if k.startswith("ctc_edits_")]:
+        o = key.removeprefix("ctc_edits_")
+        means[f"ter_ctc_{o}"] = means.pop(key) / max(means.pop(f"ctc_ref_{o}"), 1e-12)
+    return means
 
 
 def train(
@@ -417,7 +423,7 @@ def train(
             save_atomic(ckpt, last)
             _prune(ckpt_dir, history, train_cfg.average_best)
             log.info("epoch %d: dev loss %.3f (%s)", epoch, dev["loss"],
-                     ", ".join(f"{k} {v:.3f}" for k, v in dev.items() if k.startswith("acc")))  # fmt: skip
+                     ", ".join(f"{k} {v:.3f}" for k, v in dev.items() if k.startswith(("acc", "ter"))))  # fmt: skip
         if info.world_size > 1:
             dist.barrier()
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < train_cfg.epochs:

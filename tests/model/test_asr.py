@@ -212,3 +212,34 @@ def test_set_cmvn_changes_the_output_and_is_in_the_state_dict(tiny_config, vocab
     assert torch.equal(state["frontend.cmvn.mean"], torch.full((80,), 2.0))
     assert torch.equal(state["frontend.cmvn.std"], torch.full((80,), 3.0))
     assert F.mse_loss(model.frontend.cmvn(torch.full((1, 1, 80), 5.0)), torch.ones(1, 1, 80)) == 0
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+    """Plain dynamic-programming Levenshtein distance (the reference for rapidfuzz)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def test_validation_stats_count_ctc_best_path_edits(tiny_config, random_batch, vocab):
+    torch.manual_seed(0)
+    model = build_model(tiny_config("do"), vocab).eval()  # CTC on surface only
+    feats, lens, targets = random_batch()
+    with torch.no_grad():
+        _, stats = model(feats, lens, targets)
+        enc = model.encode(feats, lens)
+        best = model.ctcs["surface"].log_probs(enc.out["surface"]).argmax(-1)
+    ys, ys_lens = targets["surface"]
+    edits = 0
+    for b in range(len(lens)):
+        path = best[b, : enc.lens[b]].tolist()
+        hyp = [s for i, s in enumerate(path) if s != 0 and (i == 0 or s != path[i - 1])]
+        edits += edit_distance(hyp, ys[b, : ys_lens[b]].tolist())
+    assert stats["ctc_edits_surface"] == pytest.approx(edits / len(lens))
+    assert stats["ctc_ref_surface"] == pytest.approx(ys_lens.sum().item() / len(lens))
+    assert "ctc_edits_meaning" not in stats  # no meaning CTC head in the reference DO
+    _, train_stats = model.train()(feats, lens, targets)
+    assert "ctc_edits_surface" not in train_stats  # validation only
