@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from dualasr.config import load_config, model_config
 from dualasr.data.features import compute_features
 from dualasr.data.manifest import load_manifest
 from dualasr.model.asr import build_model
+from dualasr.study import threads_per_job
 from dualasr.train.data import build_tokenizers, make_loader
 
 FRAME_S = 0.01  # fbank frame shift
@@ -106,7 +106,7 @@ def main() -> None:
     print(f"bare step : {one['bare']:8.1f} audio-s / wall-s  (one cached batch of {one['cached_s']:.0f} s)")
     print(f"ratio full / bare: {one['full'] / one['bare']:.2f}")
     if args.jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = threads_per_job(args.jobs)
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(args.jobs) as pool:
             runs = pool.starmap(measure, [(args, threads, False)] * args.jobs)

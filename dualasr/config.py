@@ -8,7 +8,7 @@ synth.sentences.train: Input should be a valid integer``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -130,15 +130,7 @@ class StudyConfig(_Section):
     jobs: int = Field(1, ge=1)
     # Epochs per language, overriding train.epochs for that language's models
     # (corpora differ in size and difficulty; SO and DO of a language still match).
-    epochs: dict[Language, int] = {}
-
-    @field_validator("epochs")
-    @classmethod
-    def _positive_epochs(cls, v: dict[str, int]) -> dict[str, int]:
-        bad = {lang: n for lang, n in v.items() if n < 1}
-        if bad:
-            raise ValueError(f"epochs must be >= 1, got {bad}")
-        return v
+    epochs: dict[Language, Annotated[int, Field(ge=1)]] = {}
 
 
 class Config(_Section):
@@ -176,6 +168,14 @@ def model_config(config: Config, name: str) -> ModelConfig:
     """The validated architecture of study model ``name`` (sso, mso or do)."""
     fields = config.model.model_dump(exclude={"mode", "weights"})
     return ModelConfig(mode=name, weights=config.study.weights.get(name), **fields)
+
+
+def train_config(config: Config, lang: str) -> TrainConfig:
+    """The training settings of language ``lang``'s models: ``train``, with
+    ``study.epochs`` for that language where set."""
+    if lang not in config.study.epochs:
+        return config.train
+    return config.train.model_copy(update={"epochs": config.study.epochs[lang]})
 
 
 def load_config(path: str | Path) -> Config:

@@ -37,9 +37,9 @@ from pathlib import Path
 import torch
 
 from dualasr.atomic import atomic_write_text
-from dualasr.config import Config, model_config
+from dualasr.config import Config, model_config, train_config
 from dualasr.data.features import compute_features
-from dualasr.data.manifest import ManifestError, load_manifest
+from dualasr.data.manifest import ManifestError
 from dualasr.data.stats import corpus_stats, format_table
 from dualasr.data.synth.corpus import build_corpus, describe
 
@@ -89,14 +89,16 @@ def run_study(
     data = corpus_dirs(config, out, allow_fewer_voices, progress, echo)
     corpora = {lang: str(d.resolve()) for lang, d in data.items()}
     atomic_write_text(out / "corpora.json", json.dumps(corpora, indent=1), overwrite=True)
-    table = format_table(corpus_stats(list(data.values()), unit=config.text.divergence_unit))
+    stats = corpus_stats(list(data.values()), unit=config.text.divergence_unit)
+    table = format_table(stats)
     atomic_write_text(out / "tables" / "corpus.md", table + "\n", overwrite=True)
     echo(table)
     if until == "corpus":
         return out
 
     fbanks = {lang: compute_features(data_dir, progress=progress) for lang, data_dir in data.items()}
-    run_model_jobs(model_jobs(config, out, fbanks), config, progress, echo)
+    train_seconds = {lang: stats[lang].seconds["train"] for lang in data if lang in stats}
+    run_model_jobs(model_jobs(config, out, fbanks, train_seconds), config, progress, echo)
 
     for path in score_all(out, bootstrap=1000, seed=config.seed, divergence_unit=config.text.divergence_unit):
         if path.suffix == ".md":
@@ -133,15 +135,14 @@ class ModelJob:
         return f"{self.lang}/{self.name}/seed{self.seed}"
 
 
-def model_jobs(config: Config, out: Path, fbanks: dict[str, Path]) -> list[ModelJob]:
+def model_jobs(
+    config: Config, out: Path, fbanks: dict[str, Path], train_seconds: dict[str, float]
+) -> list[ModelJob]:
     """Every language x seed x model of the study, longest first (languages by
     training audio x epochs, DO with its two decoders before SO), so that with
-    several jobs at once the last to finish is a short one."""
-    work = {
-        lang: sum(c.duration for c in load_manifest(f / "train.jsonl.gz", check_audio=False))
-        * config.study.epochs.get(lang, config.train.epochs)
-        for lang, f in fbanks.items()
-    }
+    several jobs at once the last to finish is a short one. ``train_seconds``:
+    training audio per language, from the corpus statistics (Table 1)."""
+    work = {lang: train_seconds.get(lang, 0.0) * train_config(config, lang).epochs for lang in fbanks}
     jobs = [
         ModelJob(lang, seed, name, fbank, out / "exp" / lang / name / f"seed{seed}")
         for lang, fbank in fbanks.items()
@@ -167,11 +168,8 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
     start = time.monotonic()
     try:
         cmvn = json.loads((job.fbank / "cmvn.json").read_text())
-        train_cfg = config.train
-        if job.lang in config.study.epochs:
-            train_cfg = train_cfg.model_copy(update={"epochs": config.study.epochs[job.lang]})
         model = train(
-            model_config(config, job.name), train_cfg, job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
+            model_config(config, job.name), train_config(config, job.lang), job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
             cmvn, job.exp, seed=model_seed(job.seed, job.name), korean_unit=config.text.korean_unit,
             progress=progress,
         )  # fmt: skip
@@ -180,6 +178,12 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
         e.add_note(f"in study job {job.label} ({job.exp})")
         raise
     return f"{job.label}: trained and decoded in {time.monotonic() - start:.0f} s ({job.exp})"
+
+
+def threads_per_job(jobs: int) -> int:
+    """Torch threads for each of ``jobs`` processes sharing this process's cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // jobs)
 
 
 def run_model_jobs(jobs: list[ModelJob], config: Config, progress: bool, echo: Callable[[str], None]) -> None:
@@ -193,8 +197,7 @@ def run_model_jobs(jobs: list[ModelJob], config: Config, progress: bool, echo: C
         for job in jobs:
             echo(run_model_job(job, config, progress))
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, cores // n)
+    threads = threads_per_job(n)
     echo(f"training {len(jobs)} models, {n} at a time ({threads} thread(s) each)")
     # spawn, not fork: forking a process whose torch thread pools have started can deadlock.
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:

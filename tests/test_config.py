@@ -29,7 +29,7 @@ def test_demo_matches_reference_shares_within_3_points():
         ("synth:\n  ed_shares: {en: [0.5, 0.5]}\n", r"bad.yaml: synth.ed_shares: .*4 non-negative shares"),
         ("synth:\n  rate: [1.5, 1.0]\n", r"bad.yaml: synth: .*rate: lower bound 1.5 > upper bound 1.0"),
         ("synth:\n  languages: [fr]\n", r"bad.yaml: synth.languages.0: Input should be 'en' or 'ko'"),
-        ("study:\n  epochs: {en: 0}\n", r"bad.yaml: study.epochs: .*epochs must be >= 1"),
+        ("study:\n  epochs: {en: 0}\n", r"bad.yaml: study.epochs.en: Input should be greater than or equal to 1"),
         ("study:\n  epochs: {fr: 2}\n", r"bad.yaml: study.epochs.fr.\[key\]: Input should be 'en' or 'ko'"),
         ("study:\n  jobs: 0\n", r"bad.yaml: study.jobs: Input should be greater than or equal to 1"),
     ],

@@ -32,21 +32,25 @@ def weights(path):
 
 def test_jobs_cover_every_model_longest_first(tmp_path, tiny_corpus):
     cfg = Config(**{**CONFIG, "study": {"models": ["sso", "mso", "do"], "seeds": [0, 1]}})
-    jobs = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank"})
+    jobs = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank"}, {"en": 100.0})
     assert {(j.name, j.seed) for j in jobs} == {(m, s) for m in ("sso", "mso", "do") for s in (0, 1)}
     assert [j.name for j in jobs[:2]] == ["do", "do"]  # two decoders: the longest
     assert jobs[0].exp == tmp_path / "exp" / "en" / "do" / f"seed{jobs[0].seed}"
     # Same audio, three times the epochs: the Korean models are the longer jobs.
     cfg = Config(**{**CONFIG, "study": {"models": ["sso", "do"], "epochs": {"ko": 3}}})
-    jobs = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank", "ko": tiny_corpus / "fbank"})
+    jobs = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank", "ko": tiny_corpus / "fbank"}, {"en": 100.0, "ko": 100.0})
     assert [j.label for j in jobs] == ["ko/do/seed0", "ko/sso/seed0", "en/do/seed0", "en/sso/seed0"]
+    # Same epochs, more audio: English first.
+    cfg = Config(**{**CONFIG, "study": {"models": ["sso", "do"]}})
+    jobs = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank", "ko": tiny_corpus / "fbank"}, {"en": 200.0, "ko": 100.0})
+    assert [j.label for j in jobs] == ["en/do/seed0", "en/sso/seed0", "ko/do/seed0", "ko/sso/seed0"]
 
 
 @pytest.mark.slow
 def test_parallel_jobs_give_the_models_of_one_after_another(tmp_path, tiny_corpus):
     cfg = Config(**CONFIG)
     fbanks = {"en": tiny_corpus / "fbank"}
-    parallel = model_jobs(cfg, tmp_path / "parallel", fbanks)
+    parallel = model_jobs(cfg, tmp_path / "parallel", fbanks, {"en": 100.0})
     lines: list[str] = []
     run_model_jobs(parallel, cfg, progress=False, echo=lines.append)
     started = re.fullmatch(r"training 2 models, 2 at a time \((\d+) thread\(s\) each\)", lines[0])
@@ -56,7 +60,7 @@ def test_parallel_jobs_give_the_models_of_one_after_another(tmp_path, tiny_corpu
     threads = torch.get_num_threads()
     torch.set_num_threads(int(started.group(1)))
     try:
-        for job in model_jobs(cfg, tmp_path / "serial", fbanks):
+        for job in model_jobs(cfg, tmp_path / "serial", fbanks, {"en": 100.0}):
             run_model_job(job, cfg, progress=False)
     finally:
         torch.set_num_threads(threads)
@@ -81,8 +85,8 @@ def test_a_failing_job_stops_the_study_and_is_named(tmp_path, tiny_corpus):
 def test_study_epochs_per_language_override_train_epochs(tmp_path, tiny_corpus):
     cfg = Config(**{**CONFIG, "study": {"models": ["sso"], "epochs": {"en": 2, "ko": 5}}})
     assert cfg.train.epochs == 1
-    (job,) = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank"})
+    (job,) = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank"}, {"en": 100.0})
     run_model_job(job, cfg, progress=False)
     assert json.loads((job.exp / "train_summary.json").read_text())["epochs"] == 2
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
+    with pytest.raises(ValueError, match=r"study.epochs.en\s+Input should be greater than or equal to 1"):
         Config(**{**CONFIG, "study": {"epochs": {"en": 0}}})
