@@ -56,6 +56,11 @@ def test_parallel_jobs_give_the_models_of_one_after_another(tmp_path, tiny_corpu
     started = re.fullmatch(r"training 2 models, 2 at a time \((\d+) thread\(s\) each\)", lines[0])
     assert started, lines[0]
     assert sorted(line.split(":")[0] for line in lines[1:]) == ["en/do/seed0", "en/sso/seed0"]
+    # They ran at the same time: each started (wrote its vocabulary) before the
+    # other finished (wrote its hypotheses); one after another, one would not.
+    first = [(j.exp / "tokens_surface.json").stat().st_mtime_ns for j in parallel]
+    last = [(j.exp / "hyps_test.jsonl").stat().st_mtime_ns for j in parallel]
+    assert max(first) < min(last)
     # The same jobs in this process, one thread as each worker had: the same weights.
     threads = torch.get_num_threads()
     torch.set_num_threads(int(started.group(1)))

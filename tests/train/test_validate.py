@@ -17,7 +17,7 @@ def test_ctc_token_error_rate_pools_edits_over_batches(tiny_config, random_batch
     for seed, lens in ((0, (64, 47, 30)), (1, (50,))):
         feats, feat_lens, targets = random_batch(seed, lens)
         batches.append({"feats": feats, "feat_lens": feat_lens, "targets": targets})
-    edits = tokens = 0.0
+    edits = tokens = weighted_rates = 0.0
     model.eval()
     with torch.no_grad():
         for batch in batches:
@@ -25,7 +25,10 @@ def test_ctc_token_error_rate_pools_edits_over_batches(tiny_config, random_batch
             n = len(batch["feat_lens"])
             edits += stats["ctc_edits_surface"] * n
             tokens += stats["ctc_ref_surface"] * n
+            weighted_rates += stats["ctc_edits_surface"] / stats["ctc_ref_surface"] * n
     assert edits > 0
+    # The batches' rates differ, so pooling and averaging them would not agree.
+    assert weighted_rates / 4 != pytest.approx(edits / tokens)
     dev = validate(model, batches, torch.device("cpu"), DistInfo())
     assert dev["ter_ctc_surface"] == pytest.approx(edits / tokens)
     assert not any(k.startswith(("ctc_edits", "ctc_ref")) for k in dev)
