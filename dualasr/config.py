@@ -51,6 +51,10 @@ class SynthConfig(_Section):
     rate: tuple[float, float] = (0.85, 1.2)  # speaking-rate factor range
     pitch: tuple[float, float] = (0.85, 1.2)  # pitch factor range
     snr_db: tuple[float, float] = (15.0, 40.0)  # added white/pink noise
+    # Speed perturbation by resampling (Ko et al., 2015, as in Kaldi recipes):
+    # tempo, F0 and every formant scale by the factor, so each utterance speaks
+    # with a differently sized vocal tract. (1, 1) = off.
+    speed: tuple[float, float] = (1.0, 1.0)
     noise_prob: float = Field(0.7, ge=0.0, le=1.0)
     sample_rate: int = 16000
     workers: int = Field(0, ge=0)  # 0 = one per CPU core
@@ -66,10 +70,12 @@ class SynthConfig(_Section):
 
     @model_validator(mode="after")
     def _ranges(self) -> SynthConfig:
-        for name in ("rate", "pitch", "snr_db"):
+        for name in ("rate", "pitch", "snr_db", "speed"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: lower bound {lo} > upper bound {hi}")
+        if not 0.5 <= self.speed[0] <= self.speed[1] <= 2.0:
+            raise ValueError(f"speed: factors must lie in [0.5, 2], got {list(self.speed)}")
         return self
 
 

@@ -8,7 +8,8 @@ For each language:
    the configured ones (largest-remainder rounding per split), and a surface form
    from the language's error rules (:func:`dualasr.data.synth.errors.sample_surface`);
 3. a voice (held-out voices for dev and test, so their speakers are unseen in
-   training), a speaking rate, a pitch factor and a noise level;
+   training), a speaking rate, a pitch factor, a speed-perturbation factor and
+   a noise level;
 4. audio synthesized from the *surface* form, in parallel over CPU cores;
 5. manifests ``<out>/<lang>/cuts_<split>.jsonl.gz`` written atomically.
 
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 from tqdm import tqdm
 
 from dualasr.atomic import atomic_path
@@ -81,6 +83,7 @@ class Job:
     pitch: float
     snr_db: float | None  # None = no added noise
     noise_seed: int
+    speed: float  # resampling speed perturbation, 1 = none
     audio: str
 
 
@@ -187,6 +190,8 @@ def plan_language(
                 )
         rng.shuffle(chosen)
         prng = random.Random(f"{seed}:{language}:{split}:prosody")
+        # Its own stream: corpora built before speed perturbation existed stay identical.
+        srng = random.Random(f"{seed}:{language}:{split}:speed")
         # Engines take equal turns, then voices within an engine: espeak-ng's
         # many variants must not drown the engines that have one or two voices.
         by_engine: dict[str, list[engines.Voice]] = {}
@@ -214,6 +219,7 @@ def plan_language(
                     pitch=round(pitch, 3) if "pitch" in voice.controls else 1.0,
                     snr_db=round(snr, 1) if noisy else None,
                     noise_seed=prng.getrandbits(32),
+                    speed=round(srng.uniform(*cfg.speed), 3),
                     audio=str(out_dir / language / "audio" / split / f"{uid}.flac"),
                 )
             )
@@ -235,6 +241,15 @@ def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.
     return (out / peak * 0.95 if peak > 0.99 else out).astype(np.float32)
 
 
+def perturb_speed(audio: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
+    """Play ``audio`` ``factor`` times faster: duration / factor, every frequency
+    x factor (Kaldi's speed perturbation). Resampling with soxr, already used for
+    the engines' output; Lhotse's ``perturb_speed`` would need torchaudio."""
+    if factor == 1.0:
+        return audio
+    return soxr.resample(audio, sample_rate * factor, sample_rate).astype(np.float32, copy=False)
+
+
 def synthesize_job(job: Job, sample_rate: int) -> tuple[str, str | None]:
     """Synthesize one job's surface form to its FLAC file; returns (id, error or None)."""
     path = Path(job.audio)
@@ -244,6 +259,7 @@ def synthesize_job(job: Job, sample_rate: int) -> tuple[str, str | None]:
         audio = engines.synthesize(job.voice, job.surface, rate=job.rate, pitch=job.pitch, sample_rate=sample_rate)
     except engines.SynthesisError as e:
         return job.id, str(e).replace("\n", " ")[:500]
+    audio = perturb_speed(audio, job.speed, sample_rate)
     if job.snr_db is not None:
         audio = add_noise(audio, job.snr_db, np.random.default_rng(job.noise_seed))
     with atomic_path(path, suffix=".flac") as tmp:  # a killed build leaves no truncated file
@@ -256,7 +272,10 @@ def _worker(args: tuple[Job, int]) -> tuple[str, str | None]:
 
 
 def _fingerprint(cfg: SynthConfig, seed: int, language: str) -> str:
-    blob = json.dumps({"seed": seed, "language": language, **cfg.model_dump()}, sort_keys=True, default=str)
+    fields = cfg.model_dump()
+    if fields["speed"] == (1.0, 1.0):  # off: corpora built before the option existed stay valid
+        del fields["speed"]
+    blob = json.dumps({"seed": seed, "language": language, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -335,6 +354,7 @@ def build_language(
                 "rate": j.rate,
                 "pitch": j.pitch,
                 "snr_db": j.snr_db,
+                "speed": j.speed,
             },
         )
         by_split[j.split].append((f"synth:{j.id}", utt))

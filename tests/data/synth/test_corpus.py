@@ -107,3 +107,35 @@ def test_unknown_heldout_voice_is_named():
     with pytest.raises(SynthError, match=r"synth.heldout_voices.en.test: unknown voice id\(s\) \['no-such-voice'\]"):
         corpus.split_voices("en", cfg, False)
 
+
+
+def test_perturb_speed_scales_duration_and_frequency():
+    sr = 16000
+    t = np.arange(sr) / sr
+    tone = np.sin(2 * np.pi * 500 * t).astype(np.float32)  # 1 s at 500 Hz
+    for factor in (0.9, 1.1):
+        out = corpus.perturb_speed(tone, factor, sr)
+        assert abs(len(out) - sr / factor) <= 2
+        peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * sr / len(out)
+        assert abs(peak_hz - 500 * factor) < 3, (factor, peak_hz)
+    assert corpus.perturb_speed(tone, 1.0, sr) is tone
+
+
+def test_speed_factors_drawn_in_range_without_changing_the_rest_of_the_plan(tmp_path):
+    voices = corpus.split_voices("en", SynthConfig(heldout_voices=HELDOUT), False)
+    sentences = {"train": 40, "dev": 5, "test": 5}
+    plain = corpus.plan_language("en", SynthConfig(sentences=sentences), 0, tmp_path, voices)
+    fast = corpus.plan_language("en", SynthConfig(sentences=sentences, speed=(0.9, 1.1)), 0, tmp_path, voices)
+    assert {j.speed for j in plain} == {1.0}
+    assert all(0.9 <= j.speed <= 1.1 for j in fast) and len({j.speed for j in fast}) > 10
+    # Its own random stream: voices, prosody and noise are those of the unperturbed plan.
+    same = ("id", "meaning", "surface", "voice", "rate", "pitch", "snr_db", "noise_seed")
+    assert [[getattr(j, f) for f in same] for j in plain] == [[getattr(j, f) for f in same] for j in fast]
+    assert corpus._fingerprint(SynthConfig(), 0, "en") != corpus._fingerprint(SynthConfig(speed=(0.9, 1.1)), 0, "en")
+
+
+def test_speed_range_validated():
+    with pytest.raises(ValueError, match="speed"):
+        SynthConfig(speed=(0.3, 1.0))
+    with pytest.raises(ValueError, match="speed"):
+        SynthConfig(speed=(1.1, 0.9))
