@@ -11,13 +11,28 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dualasr.errors import DualasrError
 from dualasr.model.config import PRESETS, ModelConfig
 
 Language = Literal["en", "ko"]
 Split = Literal["train", "dev", "test"]
+# A count for every language, or one per language. The discriminator keeps
+# validation errors to the form given (no message about the other form).
+_SentenceCount = Annotated[
+    Annotated[Annotated[int, Field(ge=0)], Tag("count")] | Annotated[dict[Language, Annotated[int, Field(ge=0)]], Tag("per-language")],
+    Discriminator(lambda v: "per-language" if isinstance(v, dict) else "count"),
+]
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 
 # Table 1 of the reference study: share of utterances per ED bin 0 / 1-3 / 4-10 / >10.
@@ -39,9 +54,13 @@ class SynthConfig(_Section):
     """``dualasr synth``: the embedded synthetic L2 corpus."""
 
     languages: list[Language] = ["en", "ko"]
-    # Distinct meaning sentences per split and language; test sentences are
-    # disjoint from train and dev ones.
-    sentences: dict[Split, int] = {"train": 3000, "dev": 300, "test": 400}
+    # Distinct meaning sentences per split, for every language or per language
+    # ({train: {en: 6000, ko: 3000}}); test sentences are disjoint from train and dev ones.
+    sentences: dict[Split, _SentenceCount] = {
+        "train": 3000,
+        "dev": 300,
+        "test": 400,
+    }
     # Share of utterances per ED bin (0, 1-3, 4-10, >10), per language.
     ed_shares: dict[Language, list[float]] = Field(default_factory=lambda: dict(REFERENCE_ED_SHARES))
     # Voices (ids from `dualasr synth --list-voices`) held out of training:
@@ -59,6 +78,10 @@ class SynthConfig(_Section):
     sample_rate: int = 16000
     workers: int = Field(0, ge=0)  # 0 = one per CPU core
 
+    def sentence_counts(self, language: str) -> dict[str, int]:
+        """Sentences per split for ``language``."""
+        return {s: n[language] if isinstance(n, dict) else n for s, n in self.sentences.items()}
+
     @field_validator("ed_shares")
     @classmethod
     def _shares(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
@@ -74,6 +97,13 @@ class SynthConfig(_Section):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: lower bound {lo} > upper bound {hi}")
+        for split in SPLITS:
+            if split not in self.sentences:
+                raise ValueError(f"sentences.{split}: missing (give train, dev and test)")
+            if isinstance(n := self.sentences[split], dict):
+                for lang in self.languages:
+                    if lang not in n:
+                        raise ValueError(f"sentences.{split}.{lang}: missing (synth.languages has {lang})")
         if not 0.5 <= self.speed[0] <= self.speed[1] <= 2.0:
             raise ValueError(f"speed: factors must lie in [0.5, 2], got {list(self.speed)}")
         return self

@@ -22,7 +22,11 @@ def test_demo_matches_reference_shares_within_3_points():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("synth:\n  sentences: {train: many}\n", r"bad.yaml: synth.sentences.train: Input should be a valid integer"),
+        ("synth:\n  sentences: {train: many}\n", r"bad.yaml: synth.sentences.train.count: Input should be a valid integer"),
+        ("synth:\n  sentences: {train: {en: 5, ko: -1}, dev: 1, test: 1}\n",
+         r"bad.yaml: synth.sentences.train.per-language.ko: Input should be greater than or equal to 0"),
+        ("synth:\n  sentences: {train: {en: 5}, dev: 1, test: 1}\n", r"bad.yaml: synth: .*sentences.train.ko: missing"),
+        ("synth:\n  sentences: {train: 5, dev: 1}\n", r"bad.yaml: synth: .*sentences.test: missing"),
         ("synth:\n  bogus: 1\n", r"bad.yaml: synth.bogus: Extra inputs are not permitted"),
         ("seed: [1\n", r"bad.yaml:\d+: invalid YAML"),
         ("- 1\n", r"bad.yaml: top level must be a mapping"),

@@ -156,7 +156,7 @@ def plan_language(
     """Decide every utterance of ``language``: text, surface, voice, prosody, noise."""
     module = LANGUAGE_MODULES[language]
     rng = random.Random(f"{seed}:{language}:text")
-    counts = {s: cfg.sentences[s] for s in SPLITS}
+    counts = cfg.sentence_counts(language)
     # Half again as many sentences as needed: a sentence that cannot reach its
     # drawn ED bin (too short for >10, say) is set aside and another is tried.
     pool_sizes = {s: counts[s] + counts[s] // 2 + 20 for s in SPLITS}

@@ -37,17 +37,17 @@ def test_bin_counts_exact(n):
 
 
 def test_plan_hits_requested_shares_and_keeps_splits_disjoint(tmp_path):
-    cfg = SynthConfig(sentences={"train": 200, "dev": 40, "test": 50})
+    cfg = SynthConfig(sentences={"train": {"en": 200, "ko": 120}, "dev": 40, "test": 50})
     voices = corpus.split_voices("en", SynthConfig(heldout_voices=HELDOUT), False)
     for lang in ("en", "ko"):
         jobs = corpus.plan_language(lang, cfg, 0, tmp_path, voices if lang == "en" else
                                     corpus.split_voices("ko", SynthConfig(heldout_voices=HELDOUT), False))
-        for split, n in cfg.sentences.items():
+        for split, n in cfg.sentence_counts(lang).items():
             got = Counter(ed_bin(j.divergence) for j in jobs if j.split == split)
             assert [got[b] for b in ED_BIN_LABELS] == bin_counts(n, cfg.ed_shares[lang])
         meanings = {s: {j.meaning for j in jobs if j.split == s} for s in ("train", "dev", "test")}
         assert not meanings["test"] & (meanings["train"] | meanings["dev"])
-        assert len(meanings["train"]) == 200  # distinct sentences
+        assert len(meanings["train"]) == {"en": 200, "ko": 120}[lang]  # distinct sentences
         assert all((j.surface == j.meaning) == (j.divergence == 0) for j in jobs)
 
 
