@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dualasr.config import load_config
+from dualasr.data.manifest import load_manifest, supervision
 from dualasr.study import run_study
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -33,6 +34,14 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     assert {"ed_bin", "gap", "ci_low", "ci_high", "spearman_rho"} <= set(gaps[0])
     assert {g["ed_bin"] for g in gaps} == {"0", "1-3", "4-10", ">10", "all"}
     assert (out / "figures" / "ed_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "tables" / "cer_by_speaker.csv") as f:
+        by_speaker = list(csv.DictReader(f))
+    for lang in ("en", "ko"):
+        test_voices = {supervision(c).speaker for c in load_manifest(out / "data" / lang / "cuts_test.jsonl.gz")}
+        assert test_voices <= set(cfg.synth.heldout_voices[lang]["test"])
+        for model, output in (("sso", "surface"), ("do", "meaning")):
+            rows = [r for r in by_speaker if (r["language"], r["model"], r["output"]) == (lang, model, output)]
+            assert {r["speaker"] for r in rows} == test_voices and all(r["cer"] for r in rows)
     with open(out / "tables" / "cka_decoder.csv") as f:
         cka = {(r["lang"], r["pair"]) for r in csv.DictReader(f)}
     assert {("en", "SSO vs MSO"), ("ko", "MSO vs SDO"), ("ko", "SSO vs MDO")} <= cka  # analyze stage

@@ -90,7 +90,8 @@ class References:
 
     ``ed``: ``(n,)`` divergence of each utterance; ``surface_unit``: ``"char"``,
     or ``"phone"`` for a cut whose surface is a phone string (``surface`` then
-    holds the space-joined normalised phones).
+    holds the space-joined normalised phones); ``speakers``: each utterance's
+    speaker ("unknown" where the manifest has none).
     """
 
     language: str
@@ -100,6 +101,7 @@ class References:
     meaning: tuple[str, ...]
     ed: np.ndarray
     surface_unit: tuple[str, ...]
+    speakers: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,7 +114,7 @@ class References:
 def load_references(manifest: str | Path, divergence_unit: str = "char") -> dict[str, References]:
     """The references of a test manifest, per language (a manifest may hold several)."""
     manifest = Path(manifest)
-    rows: dict[str, list[tuple[str, str, str, int, str]]] = {}
+    rows: dict[str, list[tuple[str, str, str, int, str, str]]] = {}
     for cut in load_manifest(manifest, check_audio=False):
         sup = supervision(cut)
         custom = sup.custom or {}
@@ -122,11 +124,12 @@ def load_references(manifest: str | Path, divergence_unit: str = "char") -> dict
         else:
             surface, unit = normalize(custom["surface"], lang), "char"
         meaning = normalize(custom["meaning"], lang)
-        rows.setdefault(lang, []).append((cut.id, surface, meaning, cut_divergence(cut, divergence_unit), unit))
+        ed = cut_divergence(cut, divergence_unit)
+        rows.setdefault(lang, []).append((cut.id, surface, meaning, ed, unit, sup.speaker or "unknown"))
     out = {}
     for lang, items in sorted(rows.items()):
-        ids, surface, meaning, ed, unit = zip(*items, strict=True)
-        out[lang] = References(lang, manifest, ids, surface, meaning, np.array(ed, dtype=np.int64), unit)
+        ids, surface, meaning, ed, unit, speakers = zip(*items, strict=True)
+        out[lang] = References(lang, manifest, ids, surface, meaning, np.array(ed, dtype=np.int64), unit, speakers)
     return out
 
 
@@ -423,7 +426,7 @@ def rates_markdown(rows: Sequence[RateRow], notes: Sequence[str] = ()) -> str:
 
 
 ERROR_COLUMNS = (
-    "id", "language", "model", "output", "seed", "ed", "unit", "ref_chars", "ref_words", "char_errors", "word_errors",
+    "id", "language", "speaker", "model", "output", "seed", "ed", "unit", "ref_chars", "ref_words", "char_errors", "word_errors",
 )  # fmt: skip
 
 
@@ -437,7 +440,7 @@ def errors_csv(scores: Iterable[OutputScores]) -> str:
         refs = s.refs
         for i, uid in enumerate(refs.ids):
             w.writerow([
-                uid, refs.language, s.model, s.output, s.seed, int(refs.ed[i]), s.unit[i],
+                uid, refs.language, refs.speakers[i], s.model, s.output, s.seed, int(refs.ed[i]), s.unit[i],
                 int(s.ref_chars[i]), fmt_number(s.ref_words[i], 0), int(s.char_errors[i]),
                 fmt_number(s.word_errors[i], 0),
             ])  # fmt: skip

@@ -13,6 +13,7 @@ output (surface vs SSO, meaning vs MSO). Layout written under ``OUT``
     OUT/tables/errors.csv   per-utterance error counts (errors.ERROR_COLUMNS)
     OUT/tables/cer.csv|md   CER / WER per model, output, language (Table 2)
     OUT/tables/ed_gap.csv|md  CER gap DO - SO per ED bin, CIs, Spearman
+    OUT/tables/cer_by_speaker.csv|md  CER per test speaker, model and output
     OUT/figures/ed_gap.png  the gaps per ED bin, with the reference study's
 
 Nothing is skipped silently: a missing output, a missing baseline, an
@@ -42,6 +43,7 @@ from dualasr.score.errors import (
     score_file,
     write_rates,
 )
+from dualasr.score.speakers import speaker_rows, write_speaker_rates
 from dualasr.text.normalize import LANGUAGES
 
 
@@ -155,5 +157,6 @@ def score_study(
     atomic_write_text(files[0], errors_csv(scores), overwrite=True)
     files += write_rates(rates, out_dir, rate_notes)
     files += write_gaps(gaps, out_dir, bootstrap, rate_notes + gap_notes)
+    files += write_speaker_rates(speaker_rows(scores), out_dir)
     files.append(plot_ed_gap(gaps, out_dir / "figures" / "ed_gap.png", languages))
     return ScoreResult(scores, rates, gaps, rate_notes + gap_notes, files)

@@ -16,6 +16,7 @@ from dualasr.data.manifest import atomic_write_text
 from dualasr.data.stats import LanguageStats, format_table
 from dualasr.score.ed_gap import GapRow, plot_ed_gap, write_gaps
 from dualasr.score.errors import RateRow, write_rates
+from dualasr.score.speakers import SpeakerRow, write_speaker_rates
 from dualasr.train.trainer import MetricsLog
 
 BINS = ("0", "1-3", "4-10", ">10")
@@ -87,6 +88,11 @@ def write_scores(study: Path) -> None:
         rate("en", "do", "surface", 15.5), rate("en", "do", "meaning", 3.0),
     ]  # fmt: skip
     write_rates(rates, study)
+    write_speaker_rates([
+        SpeakerRow("en", spk, m, o, "char", 8, (0,), cer, math.nan)
+        for spk, cer in (("voice-a", 9.0), ("voice-b", 21.0))
+        for m, o in (("sso", "surface"), ("mso", "meaning"), ("do", "surface"), ("do", "meaning"))
+    ], study)  # fmt: skip
     gaps = gap_rows("en", "surface", (0.3, 1.8, 3.4, 6.7), 0.42, 0.001) + gap_rows(
         "en", "meaning", (-0.2, -0.3, 0.1, 0.2), -0.05, 0.6
     )

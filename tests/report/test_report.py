@@ -228,6 +228,9 @@ def test_full_report_is_self_contained_with_reference_numbers(study_dir):
     assert "| DO | 15.50 | 15.08 | 3.00 | 3.19 |" in md
     assert "| en surface | reference study | +0.28 | +1.85 | +3.42 | +6.72 |" in md
     assert "layer 11: 0.40" in md
+    # Per-speaker table: surface models, then meaning models.
+    assert "| speaker | utterances | sso surface | do surface | mso meaning | do meaning |" in md
+    assert "| voice-b | 8 | 21.00 | 21.00 | 21.00 | 21.00 |" in md
 
 
 def test_text_is_escaped_in_html_and_markdown(study_dir):

@@ -48,7 +48,7 @@ def test_spearman_monotone_and_degenerate():
 
 def test_empty_bin_and_missing_output_are_nan_rows():
     refs = References("en", "t", ("a", "b", "c"), ("ab", "cd", "ef"), ("ab", "cd", "ef"),
-                      np.array([0, 2, 2]), ("char",) * 3)  # fmt: skip
+                      np.array([0, 2, 2]), ("char",) * 3, ("spk",) * 3)  # fmt: skip
     so = [score_output(refs, ["ab", "cd", "ef"], "sso", 0, "surface")]
     do = [score_output(refs, ["xb", "cd", "xx"], "do", 0, "surface")]
     rows = {r.ed_bin: r for r in ed_gap_rows(refs, "surface", "do", do, so, bootstrap=200)}

@@ -30,7 +30,7 @@ def refs_of(surface, meaning=None, unit=None, language="en") -> References:
     meaning = meaning or surface
     return References(
         language, "test.jsonl.gz", tuple(f"u{i}" for i in range(len(surface))), tuple(surface), tuple(meaning),
-        np.zeros(len(surface), np.int64), tuple(unit or ["char"] * len(surface)),
+        np.zeros(len(surface), np.int64), tuple(unit or ["char"] * len(surface)), ("spk",) * len(surface),
     )  # fmt: skip
 
 

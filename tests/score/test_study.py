@@ -22,6 +22,7 @@ UTTS = [
     ("b1", "dis is bery good", "this is very good"),
     ("c0", "ze sing zat is gud", "the thing that is good"),
 ]
+SPEAKER = {"a": "s1", "b": "s2", "c": "s2"}  # by the id's first letter
 # Character errors per utterance (a0, a1, b0, b1, c0) of each run and output.
 ERRORS = {
     ("sso", 0, "surface"): [0, 1, 0, 1, 2],
@@ -47,7 +48,7 @@ def corrupt(text: str, k: int) -> str:
 def make_study(root: Path, errors: dict = ERRORS) -> Path:
     wav = root / "audio.wav"
     sf.write(wav, np.zeros(1600, np.float32), 16000)
-    utts = [(f"t:{i}", Utterance(uid, str(wav), "en", "spk", s, m)) for i, (uid, s, m) in enumerate(UTTS)]
+    utts = [(f"t:{i}", Utterance(uid, str(wav), "en", SPEAKER[uid[0]], s, m)) for i, (uid, s, m) in enumerate(UTTS)]
     write_manifest(cuts_from_utterances(utts), root / "data" / "en" / "cuts_test.jsonl.gz")
     runs = {(model, seed) for model, seed, _ in errors}
     for model, seed in runs:
@@ -136,6 +137,25 @@ def test_missing_output_and_table2(study):
     assert "reference study" in (root / "tables" / "ed_gap.md").read_text()
     errors = list(csv.DictReader(open(root / "tables" / "errors.csv")))
     assert len(errors) == 5 * 8 and {e["ed"] for e in errors} == {"0", "2", "3", "8"}
+
+
+def test_cer_by_speaker_by_hand(study):
+    root, result = study
+    assert root / "tables" / "cer_by_speaker.md" in result.files
+    rows = {(r["speaker"], r["model"], r["output"]): r for r in csv.DictReader(open(root / "tables" / "cer_by_speaker.csv"))}
+    # s1 = a0 + a1 (19 chars), s2 = b0 + b1 + c0 (43 chars); SSO surface errors seed 0: 1 and 3, seed 1: 2 and 4.
+    s1, s2 = rows[("s1", "sso", "surface")], rows[("s2", "sso", "surface")]
+    assert (s1["n"], s2["n"], s1["seeds"]) == ("2", "3", "0;1")
+    assert float(s1["cer"]) == pytest.approx(100 * 1.5 / 19, abs=1e-4)
+    assert float(s1["cer_std"]) == pytest.approx(np.std([100 / 19, 200 / 19], ddof=1), abs=1e-4)
+    assert float(s2["cer"]) == pytest.approx(100 * 3.5 / 43, abs=1e-4)
+    assert float(rows[("s2", "mso", "meaning")]["cer"]) == pytest.approx(100 * 7 / 49, abs=1e-4)  # one seed; meaning s2 refs 10 + 17 + 22 chars
+    assert ("s1", "sso", "meaning") not in rows and ("s1", "do_pcgrad", "meaning") not in rows
+    md = (root / "tables" / "cer_by_speaker.md").read_text()
+    assert "| speaker | utterances | sso surface | do surface | do_pcgrad surface | mso meaning | do meaning |" in md
+    assert f"| s2 | 3 | {100 * 3.5 / 43:.2f} ± {np.std([300 / 43, 400 / 43], ddof=1):.2f} |" in md
+    errors = list(csv.DictReader(open(root / "tables" / "errors.csv")))
+    assert {(e["id"][0], e["speaker"]) for e in errors} == {("a", "s1"), ("b", "s2"), ("c", "s2")}
 
 
 def test_figure_is_a_png(study):

@@ -1,0 +1,134 @@
+"""Error rates per test speaker (what sclite's per-speaker report gives):
+where a model fails, not only how much.
+
+On the synthetic corpus a speaker is a held-out voice (a recorded speaker of
+one engine, or an espeak-ng variant), on L2-ARCTIC or speechocean762 a
+learner. Written by ``dualasr score`` as ``tables/cer_by_speaker.csv`` (one row
+per language, speaker, model, output and unit) and ``.md`` (per language, rows =
+speakers, columns = model x output, baselines next to the models they are
+compared with).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dualasr.atomic import atomic_write_text
+from dualasr.score.errors import (
+    OUTPUTS,
+    OutputScores,
+    corpus_rate,
+    fmt_number,
+    fmt_rate,
+    markdown_table,
+    mean_std,
+    model_order,
+)
+
+SPEAKER_COLUMNS = ("language", "speaker", "model", "output", "unit", "n", "n_seeds", "seeds", "cer", "cer_std")
+
+
+@dataclass(frozen=True)
+class SpeakerRow:
+    """Corpus-level CER (%) of one output of one model over one speaker's ``n``
+    utterances, mean and sample std over ``seeds``; a phone error rate where
+    ``unit`` is "phone"."""
+
+    language: str
+    speaker: str
+    model: str
+    output: str
+    unit: str
+    n: int
+    seeds: tuple[int, ...]
+    cer: float
+    cer_std: float
+
+
+def speaker_rows(scores: Sequence[OutputScores]) -> list[SpeakerRow]:
+    """One row per (language, speaker, model, output, unit) of ``scores`` (every
+    seed of every model run on every language)."""
+    runs: dict[tuple[str, str, str], list[OutputScores]] = {}
+    for s in scores:
+        runs.setdefault((s.language, s.model, s.output), []).append(s)
+    rows = []
+    for (language, model, output), group in runs.items():
+        group = sorted(group, key=lambda r: r.seed)
+        speakers = np.array(group[0].refs.speakers)
+        for speaker in sorted(set(speakers)):
+            for unit in sorted(set(group[0].unit[speakers == speaker])):
+                m = (speakers == speaker) & (group[0].unit == unit)
+                cer = [corpus_rate(r.char_errors[m], r.ref_chars[m]) for r in group]
+                rows.append(SpeakerRow(language, speaker, model, output, unit, int(m.sum()),
+                                       tuple(r.seed for r in group), *mean_std(cer)))  # fmt: skip
+    return sorted(rows, key=lambda r: (r.language, r.speaker, OUTPUTS.index(r.output), r.model, r.unit))
+
+
+def speakers_csv(rows: Sequence[SpeakerRow]) -> str:
+    """``tables/cer_by_speaker.csv`` (:data:`SPEAKER_COLUMNS`)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SPEAKER_COLUMNS)
+    for r in rows:
+        w.writerow([r.language, r.speaker, r.model, r.output, r.unit, r.n, len(r.seeds), ";".join(map(str, r.seeds)),
+                    fmt_number(r.cer), fmt_number(r.cer_std)])  # fmt: skip
+    return buf.getvalue()
+
+
+def read_speaker_rows(path: str | Path) -> list[SpeakerRow]:
+    """The rows of a ``tables/cer_by_speaker.csv`` (NaN for empty cells)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [
+            SpeakerRow(r["language"], r["speaker"], r["model"], r["output"], r["unit"], int(r["n"]),
+                       tuple(int(x) for x in r["seeds"].split(";") if x),
+                       float(r["cer"] or "nan"), float(r["cer_std"] or "nan"))  # fmt: skip
+            for r in csv.DictReader(f)
+        ]
+
+
+def speaker_tables(rows: Sequence[SpeakerRow]) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Per language, (head, body) of its table: rows = speakers, columns = output x
+    model (surface: SSO, then the others; meaning: MSO, then the others)."""
+    tables = {}
+    for language in sorted({r.language for r in rows}):
+        mine = [r for r in rows if r.language == language]
+        models = model_order({r.model for r in mine})
+        columns = sorted({(r.output, r.model, r.unit) for r in mine},
+                         key=lambda c: (OUTPUTS.index(c[0]), models.index(c[1]), c[2]))  # fmt: skip
+        first = columns[0][:2]  # every model is scored on every utterance: count them once
+        cell = {(r.speaker, r.output, r.model, r.unit): r for r in mine}
+        head = ["speaker", "utterances"] + [f"{m} {o}" + (" PER" if u == "phone" else "") for o, m, u in columns]
+        body = []
+        for speaker in sorted({r.speaker for r in mine}):
+            cells = [cell.get((speaker, *c)) for c in columns]
+            n = sum(r.n for r in mine if r.speaker == speaker and (r.output, r.model) == first)
+            body.append([speaker, str(n)] + [fmt_rate(r.cer, r.cer_std, r.n) if r else "—" for r in cells])
+        tables[language] = (head, body)
+    return tables
+
+
+def speakers_markdown(rows: Sequence[SpeakerRow]) -> str:
+    """``tables/cer_by_speaker.md``: :func:`speaker_tables`, one section per language."""
+    lines = [
+        "# Error rates (%) per test speaker",
+        "",
+        "Corpus-level CER over each speaker's test utterances (PER for phone-level "
+        "references), mean ± sample std over seeds when there are several.",
+    ]
+    for language, (head, body) in speaker_tables(rows).items():
+        lines += ["", f"## {language}", ""] + markdown_table(head, body)
+    return "\n".join(lines) + "\n"
+
+
+def write_speaker_rates(rows: Sequence[SpeakerRow], out_dir: str | Path) -> list[Path]:
+    """Write ``tables/cer_by_speaker.csv`` and ``.md`` under ``out_dir`` (overwriting)."""
+    tables = Path(out_dir) / "tables"
+    atomic_write_text(tables / "cer_by_speaker.csv", speakers_csv(rows), overwrite=True)
+    atomic_write_text(tables / "cer_by_speaker.md", speakers_markdown(rows), overwrite=True)
+    return [tables / "cer_by_speaker.csv", tables / "cer_by_speaker.md"]
