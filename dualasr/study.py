@@ -165,6 +165,8 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
         logging.basicConfig(
             level=logging.INFO, format=f"%(levelname)s [{job.label}] %(name)s: %(message)s", force=True
         )
+    if (job.exp / "model.pt").exists() and (job.exp / "hyps_test.jsonl").exists():
+        return f"{job.label}: already trained and decoded, skipped ({job.exp})"
     start = time.monotonic()
     try:
         cmvn = json.loads((job.fbank / "cmvn.json").read_text())

@@ -52,8 +52,11 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     assert "| en |" in (out / "tables" / "corpus.md").read_text()
     # A re-run skips every finished stage: no model is retrained.
     mtime = (out / "exp" / "en" / "do" / "seed0" / "model.pt").stat().st_mtime
+    lines.clear()
     run_study(cfg, out, progress=False, echo=lines.append)
     assert (out / "exp" / "en" / "do" / "seed0" / "model.pt").stat().st_mtime == mtime
+    skipped = [ln for ln in lines if "already trained and decoded, skipped" in ln]
+    assert len(skipped) == 6 and not any("trained and decoded in" in ln for ln in lines), lines
 
 
 def test_until_corpus_stops_before_training(tmp_path):
