@@ -190,7 +190,7 @@ def plan_language(
                 )
         rng.shuffle(chosen)
         prng = random.Random(f"{seed}:{language}:{split}:prosody")
-        # Its own stream: corpora built before speed perturbation existed stay identical.
+        # Its own stream: with speed perturbation off, every other draw is as before it existed.
         srng = random.Random(f"{seed}:{language}:{split}:speed")
         # Engines take equal turns, then voices within an engine: espeak-ng's
         # many variants must not drown the engines that have one or two voices.
@@ -272,9 +272,9 @@ def _worker(args: tuple[Job, int]) -> tuple[str, str | None]:
 
 
 def _fingerprint(cfg: SynthConfig, seed: int, language: str) -> str:
-    fields = cfg.model_dump()
-    if fields["speed"] == (1.0, 1.0):  # off: corpora built before the option existed stay valid
-        del fields["speed"]
+    """Hash of what decides the corpus: the seed and every synth option except
+    ``workers`` (the corpus is identical whatever the number of workers)."""
+    fields = cfg.model_dump(exclude={"workers"})
     blob = json.dumps({"seed": seed, "language": language, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

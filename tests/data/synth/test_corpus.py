@@ -69,8 +69,9 @@ def test_build_is_deterministic_and_holds_voices_out(tmp_path):
         assert speakers["dev"] <= set(HELDOUT[lang]["dev"])
         assert speakers["test"] <= set(HELDOUT[lang]["test"])
         assert not speakers["train"] & (speakers["dev"] | speakers["test"])
-    # Re-running skips the finished languages; another seed in the same directory is refused.
-    again = build_corpus(tiny_config(), tmp_path / "a", progress=False)
+    # Re-running skips the finished languages, with any number of workers; another
+    # seed in the same directory is refused.
+    again = build_corpus(tiny_config(workers=2), tmp_path / "a", progress=False)
     assert all(r.skipped_existing for r in again)
     with pytest.raises(SynthError, match="another config or seed"):
         build_corpus(Config(seed=4, synth=tiny_config().synth), tmp_path / "a", progress=False)
