@@ -45,7 +45,7 @@ from dualasr.report.reference import (
     REFERENCE_GAP,
 )
 from dualasr.score.errors import OUTPUTS, fmt_rate, mean_std, model_order
-from dualasr.score.speakers import read_speaker_rows, speaker_tables
+from dualasr.score.speakers import SPEAKER_COLUMNS, speaker_row, speaker_tables
 from dualasr.text.divergence import ED_BIN_LABELS
 
 MAX_ROWS = 200  # rows of a generic table (entanglement) shown; the CSV has them all
@@ -208,12 +208,12 @@ def cer_section(study: Path) -> Section:
             line.append(Cell(f"{ref:.2f}" if ref is not None else ""))
         body.append(line)
     s.tables.append(Table("CER (%) per model and output", head, body))
-    by_speaker = study / "tables" / "cer_by_speaker.csv"
-    if by_speaker.is_file():
-        for lang, (head, body) in speaker_tables(read_speaker_rows(by_speaker)).items():
-            s.tables.append(Table(f"{lang}: CER (%) per test speaker", head, [_cells(r) for r in body], labels=1))
-    else:
+    by_speaker = read_csv(study / "tables" / "cer_by_speaker.csv", SPEAKER_COLUMNS)
+    if by_speaker is None:
         s.missing.append(f"tables/cer_by_speaker.csv: not found ({RUN_HINT['tables/cer.csv']}).")
+    else:
+        for lang, (head, body) in speaker_tables([speaker_row(r) for r in by_speaker]).items():
+            s.tables.append(Table(f"{lang}: CER (%) per test speaker", head, [_cells(r) for r in body]))
     s.findings = fnd.cer_findings(rows)
     s.notes = _notes(study, "tables/cer.md")
     return s

@@ -81,15 +81,13 @@ def speakers_csv(rows: Sequence[SpeakerRow]) -> str:
     return buf.getvalue()
 
 
-def read_speaker_rows(path: str | Path) -> list[SpeakerRow]:
-    """The rows of a ``tables/cer_by_speaker.csv`` (NaN for empty cells)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        return [
-            SpeakerRow(r["language"], r["speaker"], r["model"], r["output"], r["unit"], int(r["n"]),
-                       tuple(int(x) for x in r["seeds"].split(";") if x),
-                       float(r["cer"] or "nan"), float(r["cer_std"] or "nan"))  # fmt: skip
-            for r in csv.DictReader(f)
-        ]
+def speaker_row(cells: dict[str, str]) -> SpeakerRow:
+    """A row of ``tables/cer_by_speaker.csv`` read back (empty rates are NaN)."""
+    return SpeakerRow(
+        cells["language"], cells["speaker"], cells["model"], cells["output"], cells["unit"], int(cells["n"]),
+        tuple(int(x) for x in cells["seeds"].split(";") if x),
+        float(cells["cer"] or "nan"), float(cells["cer_std"] or "nan"),
+    )  # fmt: skip
 
 
 def speaker_tables(rows: Sequence[SpeakerRow]) -> dict[str, tuple[list[str], list[list[str]]]]:
