@@ -135,6 +135,16 @@ def test_speed_factors_drawn_in_range_without_changing_the_rest_of_the_plan(tmp_
     assert corpus._fingerprint(SynthConfig(), 0, "en") != corpus._fingerprint(SynthConfig(speed=(0.9, 1.1)), 0, "en")
 
 
+def test_built_corpus_is_speed_perturbed_and_records_it(tmp_path):
+    sentences = {"train": 3, "dev": 1, "test": 1}
+    for name, speed in (("plain", (1.0, 1.0)), ("fast", (1.25, 1.25))):
+        build_corpus(tiny_config(languages=["ko"], sentences=sentences, speed=speed), tmp_path / name, progress=False)
+    plain, fast = (load_manifest(tmp_path / d / "ko" / "cuts_train.jsonl.gz") for d in ("plain", "fast"))
+    for a, b in zip(plain, fast, strict=True):
+        assert (supervision(a).custom["speed"], supervision(b).custom["speed"]) == (1.0, 1.25)
+        assert b.duration / a.duration == pytest.approx(1 / 1.25, abs=0.01), a.id
+
+
 def test_speed_range_validated():
     with pytest.raises(ValueError, match="speed"):
         SynthConfig(speed=(0.3, 1.0))
