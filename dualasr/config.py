@@ -29,8 +29,9 @@ Language = Literal["en", "ko"]
 Split = Literal["train", "dev", "test"]
 # A count for every language, or one per language. The discriminator keeps
 # validation errors to the form given (no message about the other form).
+_Count = Annotated[int, Field(ge=0)]
 _SentenceCount = Annotated[
-    Annotated[Annotated[int, Field(ge=0)], Tag("count")] | Annotated[dict[Language, Annotated[int, Field(ge=0)]], Tag("per-language")],
+    Annotated[_Count, Tag("count")] | Annotated[dict[Language, _Count], Tag("per-language")],
     Discriminator(lambda v: "per-language" if isinstance(v, dict) else "count"),
 ]
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
@@ -56,11 +57,7 @@ class SynthConfig(_Section):
     languages: list[Language] = ["en", "ko"]
     # Distinct meaning sentences per split, for every language or per language
     # ({train: {en: 6000, ko: 3000}}); test sentences are disjoint from train and dev ones.
-    sentences: dict[Split, _SentenceCount] = {
-        "train": 3000,
-        "dev": 300,
-        "test": 400,
-    }
+    sentences: dict[Split, _SentenceCount] = {"train": 3000, "dev": 300, "test": 400}
     # Share of utterances per ED bin (0, 1-3, 4-10, >10), per language.
     ed_shares: dict[Language, list[float]] = Field(default_factory=lambda: dict(REFERENCE_ED_SHARES))
     # Voices (ids from `dualasr synth --list-voices`) held out of training:
