@@ -239,7 +239,10 @@ def build_model(
     d = cfg.d_model
     weights = cfg.weights or {}
     return DualASR(
-        frontend=Frontend(cfg.n_mels, d, cfg.specaug, cfg.subsampling_channels),
+        frontend=Frontend(
+            cfg.n_mels, d, cfg.specaug, cfg.subsampling_channels,
+            utterance_cmn=cfg.utterance_cmn, vtlp=cfg.vtlp,
+        ),
         encoder=ConformerEncoder(d, cfg.encoder, outputs),
         decoders={o: TransformerDecoder(vocab_sizes[o], d, cfg.decoder) for o in outputs},
         ctcs={o: CTC(d, vocab_sizes[o]) for o in outputs if weights.get(f"ctc_{o}", 0.0) > 0},

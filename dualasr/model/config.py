@@ -100,6 +100,9 @@ class ModelConfig(_Strict):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     specaug: SpecAugConfig = Field(default_factory=SpecAugConfig)
+    # Speaker and channel normalisation, for held-out voices (see Frontend).
+    utterance_cmn: bool = Field(False, description="subtract each utterance's own mean per mel bin after global CMVN")
+    vtlp: float = Field(0.0, ge=0, lt=0.5, description="training-time mel-axis warp by a factor in [1-vtlp, 1+vtlp]")
     weights: dict[str, float] | None = None
     label_smoothing: float = Field(0.1, ge=0, lt=1)
 

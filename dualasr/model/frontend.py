@@ -6,6 +6,8 @@ stage; output is ``(batch, frames', d_model)`` at a 40 ms frame rate.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -94,6 +96,64 @@ class SpecAugment(nn.Module):
         return out
 
 
+class VTLP(nn.Module):
+    """Vocal tract length perturbation (Jaitly & Hinton 2013) on log-mel
+    features, training only: each utterance's frequency axis is scaled by a
+    factor drawn uniformly in ``[1 - max_warp, 1 + max_warp]``, piecewise
+    linearly (Kaldi's VTLN warp) so that frequencies above ``cutoff`` of the
+    band bend back to the band's top. Works on the cached features: a bin's
+    value is linearly interpolated from the bins around its warped centre
+    frequency, so no audio is recomputed.
+
+    Written here because Lhotse's and torchaudio's VTLP act on audio or on the
+    filterbank at extraction time, and the features are extracted once per corpus.
+    """
+
+    def __init__(self, n_mels: int, max_warp: float, low_hz: float = 20.0, high_hz: float = 7600.0, cutoff: float = 0.8):
+        super().__init__()
+        self.max_warp = max_warp
+        self.low_mel, self.high_mel = _mel(low_hz), _mel(high_hz)
+        self.high_hz, self.cutoff_hz = high_hz, cutoff * high_hz
+        edges = torch.linspace(self.low_mel, self.high_mel, n_mels + 2, dtype=torch.float64)
+        # Kaldi/Lhotse mel bins: centres equally spaced in mel between the band's edges.
+        self.register_buffer("centres_hz", _mel_to_hz(edges[1:-1]).float(), persistent=False)
+
+    def forward(self, feats: Tensor) -> Tensor:
+        """``(batch, frames, n_mels)`` log-mel -> the same, each utterance warped."""
+        if not (self.training and self.max_warp > 0):
+            return feats
+        alpha = 1 + (torch.rand(feats.size(0), device=feats.device) * 2 - 1) * self.max_warp
+        return self.warp(feats, alpha)
+
+    def warp(self, feats: Tensor, alpha: Tensor) -> Tensor:
+        """Scale the frequency axis of utterance ``i`` by ``alpha[i]``: content
+        at ``f`` moves to ``alpha * f`` (below the cutoff)."""
+        n = feats.size(2)
+        f = self.centres_hz[None]  # (1, n_mels)
+        alpha = alpha[:, None].to(f.dtype)
+        # The value at f comes from f / alpha below the cutoff; above it, from
+        # the line through (cutoff, cutoff / alpha) and (high, high).
+        low = self.cutoff_hz / alpha
+        above = low + (f - self.cutoff_hz) * (self.high_hz - low) / (self.high_hz - self.cutoff_hz)
+        src_hz = torch.where(f <= self.cutoff_hz, f / alpha, above)
+        step = (self.high_mel - self.low_mel) / (n + 1)
+        pos = ((_mel(src_hz) - self.low_mel) / step - 1).clamp(0, n - 1)  # (batch, n_mels) fractional bin
+        lo = pos.floor().long().clamp(max=n - 2)
+        w = (pos - lo).to(feats.dtype)[:, None, :]
+        idx = lo[:, None, :].expand(-1, feats.size(1), -1)
+        left = feats.gather(2, idx)
+        return left + w * (feats.gather(2, idx + 1) - left)
+
+
+def _mel(hz):
+    """Kaldi's mel scale (``1127 ln(1 + f / 700)``), for floats and tensors."""
+    return 1127.0 * (torch.log1p(hz / 700.0) if isinstance(hz, Tensor) else math.log1p(hz / 700.0))
+
+
+def _mel_to_hz(mel: Tensor) -> Tensor:
+    return 700.0 * torch.expm1(mel / 1127.0)
+
+
 def subsampled_lengths(lens: Tensor) -> Tensor:
     """Frames after two ``kernel=3, stride=2`` convolutions without padding:
     ``((n - 1) // 2 - 1) // 2``."""
@@ -131,11 +191,22 @@ class Conv2dSubsampling(nn.Module):
 
 
 class Frontend(nn.Module):
-    """CMVN -> SpecAugment (training only) -> Conv2d subsampling x4."""
+    """VTLP (training only) -> global CMVN -> per-utterance mean normalisation
+    (optional) -> SpecAugment (training only) -> Conv2d subsampling x4."""
 
-    def __init__(self, n_mels: int, d_model: int, specaug: SpecAugConfig, subsampling_channels: int | None = None):
+    def __init__(
+        self,
+        n_mels: int,
+        d_model: int,
+        specaug: SpecAugConfig,
+        subsampling_channels: int | None = None,
+        utterance_cmn: bool = False,
+        vtlp: float = 0.0,
+    ):
         super().__init__()
+        self.vtlp = VTLP(n_mels, vtlp)
         self.cmvn = GlobalCMVN(n_mels)
+        self.utterance_cmn = utterance_cmn
         self.specaug = SpecAugment(specaug)
         self.subsampling = Conv2dSubsampling(n_mels, d_model, subsampling_channels)
 
@@ -145,7 +216,12 @@ class Frontend(nn.Module):
         never matter."""
         if int(lens.min()) < 7:
             raise ValueError("every utterance needs >= 7 frames for x4 subsampling")
-        x = self.cmvn(feats)
-        x = x.masked_fill(~lengths_to_mask(lens, x.size(1))[:, :, None], 0.0)
+        valid = lengths_to_mask(lens, feats.size(1))[:, :, None]
+        x = self.cmvn(self.vtlp(feats)).masked_fill(~valid, 0.0)
+        if self.utterance_cmn:
+            # Cepstral mean normalisation per utterance: a voice's or recording
+            # chain's fixed spectral tilt is removed, which global CMVN keeps.
+            mean = x.sum(1, keepdim=True) / lens[:, None, None].to(x.dtype)
+            x = (x - mean).masked_fill(~valid, 0.0)
         x = self.specaug(x, lens)
         return self.subsampling(x, lens)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dualasr.model import SpecAugConfig
-from dualasr.model.frontend import Conv2dSubsampling, Frontend, GlobalCMVN, SpecAugment
+from dualasr.model.frontend import VTLP, Conv2dSubsampling, Frontend, GlobalCMVN, SpecAugment
 
 
 @pytest.mark.parametrize("channels", [None, 4])
@@ -96,3 +96,42 @@ def test_frontend_rejects_too_short_utterances():
     fe = Frontend(80, 16, SpecAugConfig(enabled=False))
     with pytest.raises(ValueError, match=">= 7 frames"):
         fe(torch.randn(1, 6, 80), torch.tensor([6]))
+
+
+def test_vtlp_moves_spectral_content_by_the_warp_factor():
+    vtlp = VTLP(80, max_warp=0.2)
+    x = torch.zeros(2, 5, 80)
+    x[:, :, 30] = 1.0  # one peak, at bin 30 in every frame
+    y = vtlp.warp(x, torch.tensor([1.15, 0.85]))
+    for i, alpha in enumerate((1.15, 0.85)):
+        peak_hz = float((y[i, 0] * vtlp.centres_hz).sum() / y[i, 0].sum())
+        assert peak_hz == pytest.approx(alpha * float(vtlp.centres_hz[30]), rel=0.03)
+    # factor 1 is the identity, and the warp never reads across frames
+    assert torch.allclose(vtlp.warp(x, torch.ones(2)), x, atol=1e-4)
+    assert torch.equal(y[:, 0], y[:, 4])
+
+
+def test_vtlp_only_in_training_and_draws_a_factor_per_utterance():
+    torch.manual_seed(0)
+    x = torch.randn(3, 20, 80).cumsum(2)  # smooth along frequency, so a warp changes it
+    vtlp = VTLP(80, max_warp=0.1).eval()
+    assert torch.equal(vtlp(x), x)
+    y = vtlp.train()(x)
+    changes = [(y[i] - x[i]).abs().mean().item() for i in range(3)]
+    assert min(changes) > 0 and len(set(changes)) == 3
+    assert torch.equal(VTLP(80, max_warp=0.0).train()(x), x)
+
+
+def test_utterance_cmn_removes_a_per_utterance_offset_and_ignores_padding():
+    torch.manual_seed(0)
+    fe = Frontend(80, 16, SpecAugConfig(enabled=False), utterance_cmn=True).eval()
+    x = torch.randn(2, 40, 80)
+    lens = torch.tensor([40, 25])
+    shifted = x.clone()
+    shifted[1, :25] += torch.linspace(-3, 3, 80)  # a channel's spectral tilt on utterance 1
+    shifted[1, 25:] = 1e3  # and different padding
+    (y, _), (y2, _) = fe(x, lens), fe(shifted, lens)
+    assert torch.allclose(y, y2, atol=1e-4)
+    plain = Frontend(80, 16, SpecAugConfig(enabled=False)).eval()
+    plain.load_state_dict(fe.state_dict())
+    assert not torch.allclose(plain(x, lens)[0], plain(shifted, lens)[0], atol=1e-2)
