@@ -8,7 +8,7 @@ set -euo pipefail
 
 PACKAGES=(
   espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-hn1
-  flite festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts
+  flite festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-don festvox-us-slt-hts
   libttspico-utils rhvoice rhvoice-english sox
   # Headless browser and its WebDriver for tests/report/test_report_browser.py.
   chromium chromium-driver

@@ -65,7 +65,14 @@ ENGINE_PACKAGES: dict[str, list[str]] = {
         "mbrola-hn1",
     ],
     "flite": ["flite"],
-    "festival": ["festival", "festvox-kallpc16k", "festvox-rablpc16k", "festvox-us-slt-hts"],
+    "festival": [
+        "festival",
+        "festvox-kallpc16k",
+        "festvox-kdlpc16k",
+        "festvox-rablpc16k",
+        "festvox-don",
+        "festvox-us-slt-hts",
+    ],
     "pico": ["libttspico-utils"],
     "rhvoice": ["rhvoice", "rhvoice-english"],
 }
@@ -180,6 +187,11 @@ _REGISTRY: dict[str, list[Voice]] = {
         Voice(
             "festival-rab", "festival", "en", "rab_diphone", "cstr-rab", "male", "festvox-rablpc16k"
         ),
+        # American male (CMU) and British RP male (Donovan; a 10 kHz diphone set)
+        Voice(
+            "festival-ked", "festival", "en", "ked_diphone", "cmu-ked", "male", "festvox-kdlpc16k"
+        ),
+        Voice("festival-don", "festival", "en", "don_diphone", "cstr-don", "male", "festvox-don"),
         Voice(
             "festival-slt-hts",
             "festival",
