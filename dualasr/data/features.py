@@ -32,9 +32,22 @@ SAMPLE_RATE = 16000
 NUM_MEL_BINS = 80
 
 
+def fbank_config() -> FbankConfig:
+    """The settings of the one feature extractor of the toolkit."""
+    return FbankConfig(num_mel_bins=NUM_MEL_BINS, sampling_rate=SAMPLE_RATE)
+
+
 def extractor() -> Fbank:
     """The one feature extractor of the toolkit (training, decoding, analysis)."""
-    return Fbank(FbankConfig(num_mel_bins=NUM_MEL_BINS, sampling_rate=SAMPLE_RATE))
+    return Fbank(fbank_config())
+
+
+def mel_band() -> tuple[float, float]:
+    """Lowest and highest frequency (Hz) the extractor's mel filterbank spans
+    (a negative ``high_freq`` counts down from Nyquist, as in Kaldi)."""
+    cfg = fbank_config()
+    high = cfg.high_freq if cfg.high_freq > 0 else cfg.sampling_rate / 2 + cfg.high_freq
+    return cfg.low_freq, high
 
 
 def compute_split(manifest: Path, feats_dir: Path, split: str, num_jobs: int = 1, progress: bool = True) -> Path:

@@ -6,11 +6,13 @@ stage; output is ``(batch, frames', d_model)`` at a 40 ms frame rate.
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 import torch.nn.functional as F
+from lhotse.features.kaldi.layers import lin2mel, mel2lin
 from torch import Tensor, nn
+
+from dualasr.data.features import mel_band
 
 from .config import SpecAugConfig
 from .layers import lengths_to_mask
@@ -100,23 +102,26 @@ class VTLP(nn.Module):
     """Vocal tract length perturbation (Jaitly & Hinton 2013) on log-mel
     features, training only: each utterance's frequency axis is scaled by a
     factor drawn uniformly in ``[1 - max_warp, 1 + max_warp]``, piecewise
-    linearly (Kaldi's VTLN warp) so that frequencies above ``cutoff`` of the
-    band bend back to the band's top. Works on the cached features: a bin's
-    value is linearly interpolated from the bins around its warped centre
-    frequency, so no audio is recomputed.
+    linearly so that frequencies above ``cutoff`` of the band bend back to the
+    band's top (Kaldi's VTLN warp above its upper inflection point). Works on
+    the cached features: a bin's value is linearly interpolated from the bins
+    around its warped centre frequency, so no audio is recomputed.
 
     Written here because Lhotse's and torchaudio's VTLP act on audio or on the
-    filterbank at extraction time, and the features are extracted once per corpus.
+    filterbank at extraction time, and the features are extracted once per
+    corpus. The band is the feature extractor's (:func:`mel_band`), and the
+    bin centres are Lhotse's: equally spaced in mel between the band's edges.
     """
 
-    def __init__(self, n_mels: int, max_warp: float, low_hz: float = 20.0, high_hz: float = 7600.0, cutoff: float = 0.8):
+    def __init__(self, n_mels: int, max_warp: float, cutoff: float = 0.8):
         super().__init__()
         self.max_warp = max_warp
-        self.low_mel, self.high_mel = _mel(low_hz), _mel(high_hz)
-        self.high_hz, self.cutoff_hz = high_hz, cutoff * high_hz
-        edges = torch.linspace(self.low_mel, self.high_mel, n_mels + 2, dtype=torch.float64)
-        # Kaldi/Lhotse mel bins: centres equally spaced in mel between the band's edges.
-        self.register_buffer("centres_hz", _mel_to_hz(edges[1:-1]).float(), persistent=False)
+        low_hz, self.high_hz = mel_band()
+        self.cutoff_hz = cutoff * self.high_hz
+        self.low_mel = float(lin2mel(low_hz))
+        self.step = (float(lin2mel(self.high_hz)) - self.low_mel) / (n_mels + 1)
+        centres = mel2lin(self.low_mel + self.step * np.arange(1, n_mels + 1))
+        self.register_buffer("centres_hz", torch.from_numpy(centres).float(), persistent=False)
 
     def forward(self, feats: Tensor) -> Tensor:
         """``(batch, frames, n_mels)`` log-mel -> the same, each utterance warped."""
@@ -136,22 +141,14 @@ class VTLP(nn.Module):
         low = self.cutoff_hz / alpha
         above = low + (f - self.cutoff_hz) * (self.high_hz - low) / (self.high_hz - self.cutoff_hz)
         src_hz = torch.where(f <= self.cutoff_hz, f / alpha, above)
-        step = (self.high_mel - self.low_mel) / (n + 1)
-        pos = ((_mel(src_hz) - self.low_mel) / step - 1).clamp(0, n - 1)  # (batch, n_mels) fractional bin
+        # Lhotse's lin2mel is NumPy's; the same formula in torch, on any device.
+        src_mel = 1127.0 * torch.log1p(src_hz / 700.0)
+        pos = ((src_mel - self.low_mel) / self.step - 1).clamp(0, n - 1)  # (batch, n_mels) fractional bin
         lo = pos.floor().long().clamp(max=n - 2)
         w = (pos - lo).to(feats.dtype)[:, None, :]
         idx = lo[:, None, :].expand(-1, feats.size(1), -1)
         left = feats.gather(2, idx)
         return left + w * (feats.gather(2, idx + 1) - left)
-
-
-def _mel(hz):
-    """Kaldi's mel scale (``1127 ln(1 + f / 700)``), for floats and tensors."""
-    return 1127.0 * (torch.log1p(hz / 700.0) if isinstance(hz, Tensor) else math.log1p(hz / 700.0))
-
-
-def _mel_to_hz(mel: Tensor) -> Tensor:
-    return 700.0 * torch.expm1(mel / 1127.0)
 
 
 def subsampled_lengths(lens: Tensor) -> Tensor:
