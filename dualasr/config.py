@@ -129,7 +129,10 @@ class TrainConfig(_Section):
     max_duration: float = Field(200.0, gt=0)  # seconds of audio per batch (per rank)
     num_buckets: int = Field(10, ge=1)
     lr: float = Field(1e-3, gt=0)  # peak learning rate, reached after warmup
-    warmup_steps: int = Field(1000, ge=0)  # then inverse square-root decay (Noam)
+    warmup_steps: int = Field(1000, ge=0)
+    # After warmup: ``noam`` decays as 1/sqrt(step) (ESPnet's WarmupLR), open-ended;
+    # ``linear`` decays to 0 at the last step of the last epoch (for a fixed budget).
+    schedule: Literal["noam", "linear"] = "noam"
     weight_decay: float = Field(1e-3, ge=0)
     grad_clip: float = Field(5.0, gt=0)
     accum_grad: int = Field(1, ge=1)

@@ -5,8 +5,9 @@
 - Distributed through ``torchrun``: DistributedDataParallel with NCCL on GPU and
   Gloo on CPU, one process per device, several nodes included; Lhotse's sampler
   shards batches over ranks; only rank 0 writes files.
-- AdamW with linear warmup then inverse-square-root decay (the Noam/ESPnet
-  ``WarmupLR`` schedule), gradient clipping, gradient accumulation.
+- AdamW with linear warmup then either inverse-square-root decay (the
+  Noam/ESPnet ``WarmupLR`` schedule) or linear decay to zero at the end of the
+  last epoch; gradient clipping, gradient accumulation.
 - Non-finite losses or gradients are counted and the step skipped on every rank
   (the ranks agree through an all-reduce), never applied to the weights nor to
   BatchNorm's running statistics.
@@ -129,16 +130,30 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def noam_lambda(warmup: int):
-    """LR multiplier: ``step / warmup`` up to ``warmup``, then ``sqrt(warmup / step)``."""
+def lr_lambda(schedule: str, warmup: int, total_steps: int = 0):
+    """LR multiplier: ``step / warmup`` up to ``warmup``, then ``sqrt(warmup / step)``
+    (``noam``) or a straight line from 1 at ``warmup`` to 0 at ``total_steps``
+    (``linear``; 0 beyond)."""
+    if schedule == "linear" and total_steps <= warmup:
+        raise ValueError(f"train.schedule linear: {total_steps} steps in all, not more than warmup_steps {warmup}")
 
     def f(step: int) -> float:
         step = max(step, 1)
-        if warmup == 0:
-            return 1.0
-        return min(step / warmup, math.sqrt(warmup / step))
+        if step < warmup:
+            return step / warmup
+        if schedule == "linear":
+            return max(0.0, (total_steps - step) / (total_steps - warmup))
+        return math.sqrt(warmup / step) if warmup else 1.0
 
     return f
+
+
+def count_steps(sampler, epochs: int, accum_grad: int) -> int:
+    """Optimizer steps in ``epochs`` epochs, from the first epoch's batches (the
+    sampler reads cut metadata only; later epochs differ by a batch or two, so
+    the linear schedule may end a step or two early, at lr 0)."""
+    sampler.set_epoch(1)
+    return epochs * (sum(1 for _ in sampler) // accum_grad)
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -323,7 +338,18 @@ def train(
     n_params = sum(p.numel() for p in model.parameters())
     ddp_model = wrap_distributed(model, info, device)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, noam_lambda(train_cfg.warmup_steps))
+    train_loader = make_loader(
+        train_cuts, tokenizers, train_cfg.max_duration, shuffle=True, seed=seed,
+        num_buckets=train_cfg.num_buckets, num_workers=train_cfg.num_workers,
+        world_size=info.world_size, rank=info.rank,
+    )  # fmt: skip
+    dev_loader = make_loader(
+        dev_cuts, tokenizers, train_cfg.max_duration, shuffle=False,
+        num_buckets=train_cfg.num_buckets, world_size=info.world_size, rank=info.rank,
+    )  # fmt: skip
+    linear = train_cfg.schedule == "linear"
+    total_steps = count_steps(train_loader.sampler, train_cfg.epochs, train_cfg.accum_grad) if linear else 0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train_cfg.schedule, train_cfg.warmup_steps, total_steps))
     use_amp = train_cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -344,15 +370,6 @@ def train(
         if info.main:
             log.info("resumed %s at epoch %d (step %d)", out_dir, start_epoch, step)
 
-    train_loader = make_loader(
-        train_cuts, tokenizers, train_cfg.max_duration, shuffle=True, seed=seed,
-        num_buckets=train_cfg.num_buckets, num_workers=train_cfg.num_workers,
-        world_size=info.world_size, rank=info.rank,
-    )  # fmt: skip
-    dev_loader = make_loader(
-        dev_cuts, tokenizers, train_cfg.max_duration, shuffle=False,
-        num_buckets=train_cfg.num_buckets, world_size=info.world_size, rank=info.rank,
-    )  # fmt: skip
     metrics = MetricsLog(out_dir / "metrics.csv", info.main, start_epoch)
     if info.main:
         log.info("%s: %s model, %.2f M parameters, device %s, world %d", out_dir, model_cfg.mode,
