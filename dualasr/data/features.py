@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter
+from lhotse.features.kaldi.layers import get_mel_banks, next_power_of_2
 
 from dualasr.atomic import atomic_write_text
 from dualasr.data.manifest import load_manifest, write_manifest
@@ -42,12 +43,14 @@ def extractor() -> Fbank:
     return Fbank(fbank_config())
 
 
-def mel_band() -> tuple[float, float]:
-    """Lowest and highest frequency (Hz) the extractor's mel filterbank spans
-    (a negative ``high_freq`` counts down from Nyquist, as in Kaldi)."""
+def mel_centres() -> np.ndarray:
+    """Centre frequencies (Hz, ascending) of the extractor's mel filters, from
+    Lhotse's ``get_mel_banks``, the function its ``Fbank`` builds them with."""
     cfg = fbank_config()
-    high = cfg.high_freq if cfg.high_freq > 0 else cfg.sampling_rate / 2 + cfg.high_freq
-    return cfg.low_freq, high
+    window = int(cfg.frame_length * cfg.sampling_rate)
+    padded = next_power_of_2(window) if cfg.round_to_power_of_two else window
+    _, centres = get_mel_banks(cfg.num_filters, padded, cfg.sampling_rate, cfg.low_freq, cfg.high_freq)
+    return centres.squeeze(1).numpy()
 
 
 def compute_split(manifest: Path, feats_dir: Path, split: str, num_jobs: int = 1, progress: bool = True) -> Path:

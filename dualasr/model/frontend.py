@@ -6,13 +6,12 @@ stage; output is ``(batch, frames', d_model)`` at a 40 ms frame rate.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from lhotse.features.kaldi.layers import lin2mel, mel2lin
 from torch import Tensor, nn
 
-from dualasr.data.features import mel_band
+from dualasr.data.features import mel_centres
 
 from .config import SpecAugConfig
 from .layers import lengths_to_mask
@@ -109,18 +108,20 @@ class VTLP(nn.Module):
 
     Written here because Lhotse's and torchaudio's VTLP act on audio or on the
     filterbank at extraction time, and the features are extracted once per
-    corpus. The band is the feature extractor's (:func:`mel_band`), and the
-    bin centres are Lhotse's: equally spaced in mel between the band's edges.
+    corpus. The bin centres are the feature extractor's (:func:`mel_centres`),
+    equally spaced in mel; the band's top is the last filter's right edge.
     """
 
     def __init__(self, n_mels: int, max_warp: float, cutoff: float = 0.8):
         super().__init__()
         self.max_warp = max_warp
-        low_hz, self.high_hz = mel_band()
+        centres = mel_centres()
+        if len(centres) != n_mels:
+            raise ValueError(f"VTLP: the features have {len(centres)} mel bins, the model expects {n_mels}")
+        centres_mel = lin2mel(centres)
+        self.first_mel, self.step = float(centres_mel[0]), float(centres_mel[1] - centres_mel[0])
+        self.high_hz = float(mel2lin(centres_mel[-1] + self.step))
         self.cutoff_hz = cutoff * self.high_hz
-        self.low_mel = float(lin2mel(low_hz))
-        self.step = (float(lin2mel(self.high_hz)) - self.low_mel) / (n_mels + 1)
-        centres = mel2lin(self.low_mel + self.step * np.arange(1, n_mels + 1))
         self.register_buffer("centres_hz", torch.from_numpy(centres).float(), persistent=False)
 
     def forward(self, feats: Tensor) -> Tensor:
@@ -143,7 +144,7 @@ class VTLP(nn.Module):
         src_hz = torch.where(f <= self.cutoff_hz, f / alpha, above)
         # Lhotse's lin2mel is NumPy's; the same formula in torch, on any device.
         src_mel = 1127.0 * torch.log1p(src_hz / 700.0)
-        pos = ((src_mel - self.low_mel) / self.step - 1).clamp(0, n - 1)  # (batch, n_mels) fractional bin
+        pos = ((src_mel - self.first_mel) / self.step).clamp(0, n - 1)  # (batch, n_mels) fractional bin
         lo = pos.floor().long().clamp(max=n - 2)
         w = (pos - lo).to(feats.dtype)[:, None, :]
         idx = lo[:, None, :].expand(-1, feats.size(1), -1)
@@ -201,7 +202,7 @@ class Frontend(nn.Module):
         vtlp: float = 0.0,
     ):
         super().__init__()
-        self.vtlp = VTLP(n_mels, vtlp)
+        self.vtlp = VTLP(n_mels, vtlp) if vtlp > 0 else nn.Identity()
         self.cmvn = GlobalCMVN(n_mels)
         self.utterance_cmn = utterance_cmn
         self.specaug = SpecAugment(specaug)

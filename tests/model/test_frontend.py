@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -137,3 +138,16 @@ def test_utterance_cmn_removes_a_per_utterance_offset_and_ignores_padding():
     plain = Frontend(80, 16, SpecAugConfig(enabled=False)).eval()
     plain.load_state_dict(fe.state_dict())
     assert not torch.allclose(plain(x, lens)[0], plain(shifted, lens)[0], atol=1e-2)
+
+
+def test_vtlp_bin_centres_are_the_feature_extractors():
+    # a pure tone at bin k's centre frequency peaks at bin k of the real features
+    from dualasr.data.features import SAMPLE_RATE, extractor
+
+    vtlp = VTLP(80, max_warp=0.1)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    for k in (5, 30, 70):
+        tone = np.sin(2 * np.pi * float(vtlp.centres_hz[k]) * t).astype(np.float32)
+        feats = extractor().extract(tone, SAMPLE_RATE)
+        assert int(feats.mean(0).argmax()) == k
+    assert vtlp.high_hz == pytest.approx(SAMPLE_RATE / 2 - 400, abs=0.1)  # Lhotse's default top: Nyquist - 400 Hz
