@@ -64,7 +64,7 @@ def get_model(args, cfg, fbank: Path):
     mcfg = model_config(cfg, "do")
     cuts = load_manifest(fbank / "train.jsonl.gz", check_audio=False)
     with tempfile.TemporaryDirectory() as tmp:
-        toks = build_tokenizers(cuts, mcfg.outputs, cfg.text.korean_unit, Path(tmp))
+        toks = build_tokenizers(cuts, mcfg.outputs, cfg.text, Path(tmp))
     torch.manual_seed(0)
     model = build_model(mcfg, {o: len(t) for o, t in toks.items()})
     cmvn = json.loads((fbank / "cmvn.json").read_text())

@@ -54,7 +54,7 @@ def measure(args, threads: int | None = None, bare: bool = True) -> dict:
     cuts = load_manifest(fbank / "train.jsonl.gz", check_audio=False)
     mcfg = model_config(cfg, args.model)
     with tempfile.TemporaryDirectory() as tmp:
-        toks = build_tokenizers(cuts, mcfg.outputs, cfg.text.korean_unit, Path(tmp))
+        toks = build_tokenizers(cuts, mcfg.outputs, cfg.text, Path(tmp))
     model = build_model(mcfg, {o: len(t) for o, t in toks.items()}).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loader = make_loader(cuts, toks, cfg.train.max_duration, shuffle=True, num_buckets=cfg.train.num_buckets,

@@ -228,7 +228,7 @@ def train(
     path = train_model(
         model_config(cfg, model.value), cfg.train, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
         json.loads((fbank / "cmvn.json").read_text()), out, seed=seed,
-        korean_unit=cfg.text.korean_unit, progress=progress,
+        text=cfg.text, progress=progress,
     )  # fmt: skip
     typer.echo(f"model: {path}")
 

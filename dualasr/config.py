@@ -111,6 +111,10 @@ class TextConfig(_Section):
 
     korean_unit: Literal["char", "jamo"] = "char"  # Hangul syllables or jamo
     divergence_unit: Literal["char", "word"] = "char"
+    # Sentencepiece subword pieces instead of characters / jamo for some outputs:
+    # language -> output -> vocabulary size (an upper bound), e.g. {en: {meaning: 300}}.
+    # Phone-level outputs stay phones. CER is scored on characters either way.
+    subword: dict[Language, dict[Literal["surface", "meaning"], Annotated[int, Field(ge=8)]]] = {}
 
 
 class DataConfig(_Section):

@@ -172,7 +172,7 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
         cmvn = json.loads((job.fbank / "cmvn.json").read_text())
         model = train(
             model_config(config, job.name), train_config(config, job.lang), job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
-            cmvn, job.exp, seed=model_seed(job.seed, job.name), korean_unit=config.text.korean_unit,
+            cmvn, job.exp, seed=model_seed(job.seed, job.name), text=config.text,
             progress=progress,
         )  # fmt: skip
         decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress)

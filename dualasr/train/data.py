@@ -16,6 +16,7 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from lhotse.dataset.collation import collate_features
 
+from dualasr.config import TextConfig
 from dualasr.data.manifest import ManifestError, supervision
 from dualasr.text.tokenizer import Tokenizer, Unit
 
@@ -35,17 +36,20 @@ def target_text(cut, output: str, unit: Unit) -> str:
     return custom[output]
 
 
-def token_unit(cuts: CutSet, output: str, korean_unit: Unit) -> Unit:
-    """Phones for the surface of phone-annotated corpora, Korean syllables or
-    jamo for Korean, characters otherwise."""
+def token_unit(cuts: CutSet, output: str, text: TextConfig) -> tuple[Unit, int | None]:
+    """The unit (and subword vocabulary size) of an output: phones for the surface
+    of phone-annotated corpora; else sentencepiece pieces where ``text.subword``
+    asks for them; else Korean syllables or jamo for Korean, characters otherwise."""
     first = next(iter(cuts))
-    custom = supervision(first).custom or {}
-    if output == "surface" and custom.get("surface_phones") is not None:
-        return "phone"
-    return korean_unit if supervision(first).language == "ko" else "char"
+    sup = supervision(first)
+    if output == "surface" and (sup.custom or {}).get("surface_phones") is not None:
+        return "phone", None
+    if (size := text.subword.get(sup.language, {}).get(output)) is not None:
+        return "subword", size
+    return (text.korean_unit if sup.language == "ko" else "char"), None
 
 
-def build_tokenizers(cuts: CutSet, outputs: tuple[str, ...], korean_unit: Unit, out_dir: Path) -> dict[str, Tokenizer]:
+def build_tokenizers(cuts: CutSet, outputs: tuple[str, ...], text: TextConfig, out_dir: Path) -> dict[str, Tokenizer]:
     """One tokenizer per output from the training cuts, saved as ``tokens_<output>.json``;
     an existing file is loaded instead so a resumed run keeps its ids."""
     tokenizers = {}
@@ -54,8 +58,8 @@ def build_tokenizers(cuts: CutSet, outputs: tuple[str, ...], korean_unit: Unit, 
         if path.exists():
             tokenizers[output] = Tokenizer.load(path)
             continue
-        unit = token_unit(cuts, output, korean_unit)
-        tok = Tokenizer.build((target_text(c, output, unit) for c in cuts), unit)
+        unit, size = token_unit(cuts, output, text)
+        tok = Tokenizer.build((target_text(c, output, unit) for c in cuts), unit, vocab_size=size)
         tok.save(path)
         tokenizers[output] = tok
     return tokenizers

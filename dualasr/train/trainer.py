@@ -46,12 +46,12 @@ from lhotse import CutSet
 from tqdm import tqdm
 
 from dualasr.atomic import atomic_path, atomic_write_text
-from dualasr.config import TrainConfig
+from dualasr.config import TextConfig, TrainConfig
 from dualasr.data.manifest import load_manifest
 from dualasr.errors import DualasrError
 from dualasr.model.asr import DualASR, build_model
 from dualasr.model.config import ModelConfig
-from dualasr.text.tokenizer import Tokenizer, Unit
+from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import build_tokenizers, make_loader
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Du
     path = Path(path)
     ckpt = load_checkpoint(path)
     model_cfg = ModelConfig.model_validate(ckpt["model_config"])
-    tokenizers = {o: Tokenizer(t["tokens"], t["unit"]) for o, t in ckpt["tokenizers"].items()}
+    tokenizers = {o: Tokenizer.from_dict(t) for o, t in ckpt["tokenizers"].items()}
     model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()})
     try:
         model.load_state_dict(ckpt["model"])
@@ -305,7 +305,7 @@ def train(
     cmvn: dict,
     out_dir: Path,
     seed: int = 0,
-    korean_unit: Unit = "char",
+    text: TextConfig | None = None,
     progress: bool = True,
     stop_after_epoch: int | None = None,
 ) -> Path:
@@ -323,14 +323,15 @@ def train(
     device = pick_device(info.local_rank)
     seed_everything(seed)
 
+    text = text or TextConfig()
     train_cuts: CutSet = load_manifest(train_manifest, check_audio=False)
     dev_cuts: CutSet = load_manifest(dev_manifest, check_audio=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     if info.main:
-        build_tokenizers(train_cuts, model_cfg.outputs, korean_unit, out_dir)
+        build_tokenizers(train_cuts, model_cfg.outputs, text, out_dir)
     if info.world_size > 1:
         dist.barrier()
-    tokenizers = build_tokenizers(train_cuts, model_cfg.outputs, korean_unit, out_dir)
+    tokenizers = build_tokenizers(train_cuts, model_cfg.outputs, text, out_dir)
 
     model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()})
     model.set_cmvn(torch.tensor(cmvn["mean"]), torch.tensor(cmvn["std"]))
@@ -434,7 +435,7 @@ def train(
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                 "epoch": epoch, "step": step, "history": history, "skipped_steps": skipped,
                 "rng": rngs, "model_config": model_cfg.model_dump(), "train_config": train_cfg.model_dump(),
-                "tokenizers": {o: {"unit": t.unit, "tokens": t.tokens} for o, t in tokenizers.items()},
+                "tokenizers": {o: t.to_dict() for o, t in tokenizers.items()},
             }  # fmt: skip
             save_atomic(ckpt, ckpt_dir / f"epoch{epoch}.pt")
             save_atomic(ckpt, last)

@@ -55,3 +55,38 @@ def test_min_count_and_bad_file(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="bad.json: not a dualasr tokenizer"):
         Tokenizer.load(tmp_path / "bad.json")
+
+
+SENTENCES = [
+    f"{who} {verb} the {thing} downstairs"
+    for who in ("i", "you", "she", "we", "they")
+    for verb in ("opened", "found", "fixed", "painted")
+    for thing in ("red boxes", "silver photos", "old helmet", "blue sweater")
+]
+
+
+def test_subword_tokenizer_pieces_round_trip_and_save(tmp_path):
+    tok = Tokenizer.build(SENTENCES, "subword", vocab_size=40)
+    assert tok.unit == "subword" and tok.tokens[:2] == ["<blank>", "<unk>"] and tok.tokens[-1] == "<sos/eos>"
+    assert len(tok) <= 40 + 2  # sentencepiece's pieces (its <unk> is ours) + blank + sos/eos
+    # A word in every training sentence is one piece; sentences take fewer ids than characters.
+    assert f"{SPACE}downstairs" in tok.tokens
+    for text in [*SENTENCES, "we found the silver helmet"]:  # the last one is unseen
+        ids = tok.encode(text)
+        assert tok.unk not in ids and len(ids) < len(split_units(text, "char"))
+        assert tok.decode(ids) == text
+    assert tok.unk in tok.encode("zebra")  # "z" is no piece
+    assert Tokenizer.build(SENTENCES, "subword", vocab_size=40).sp_model == tok.sp_model  # deterministic
+    tok.save(tmp_path / "tok.json")
+    loaded = Tokenizer.load(tmp_path / "tok.json")
+    assert loaded.tokens == tok.tokens and loaded.encode(SENTENCES[3]) == tok.encode(SENTENCES[3])
+    assert Tokenizer.from_dict(tok.to_dict()).encode("you fixed it") == tok.encode("you fixed it")
+
+
+def test_subword_tokenizer_errors():
+    with pytest.raises(ValueError, match="needs a vocab_size"):
+        Tokenizer.build(SENTENCES, "subword")
+    with pytest.raises(ValueError, match="sentencepiece model is needed"):
+        Tokenizer(["<blank>", "<unk>", "a", "<sos/eos>"], "subword")
+    with pytest.raises(ValueError, match="no training text"):
+        Tokenizer.build([], "subword", vocab_size=40)

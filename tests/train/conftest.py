@@ -45,11 +45,11 @@ class Run:
         self.train_cfg = self.cfg.train
         self.cmvn = json.loads((corpus / "fbank" / "cmvn.json").read_text())
 
-    def __call__(self, out: Path, model_cfg=None, train_cfg=None, **kw) -> Path:
+    def __call__(self, out: Path, model_cfg=None, train_cfg=None, text=None, **kw) -> Path:
         return train(
             model_cfg or self.model_cfg, train_cfg or self.train_cfg,
             self.corpus / "fbank" / "train.jsonl.gz", self.corpus / "fbank" / "dev.jsonl.gz",
-            self.cmvn, out, seed=0, korean_unit=self.cfg.text.korean_unit, progress=False, **kw,
+            self.cmvn, out, seed=0, text=text or self.cfg.text, progress=False, **kw,
         )  # fmt: skip
 
     @staticmethod
