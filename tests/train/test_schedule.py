@@ -8,7 +8,6 @@ import itertools
 import math
 
 import pytest
-import torch
 
 from dualasr.train.trainer import load_checkpoint, lr_lambda
 
@@ -31,15 +30,7 @@ def _lrs(run, out):
     return [float(r[4]) for r in run.metric_rows(out / "metrics.csv") if r[2:4] == ("train", "lr")]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_linear_run_decays_to_zero_and_resumes_exactly(run, tmp_path, one_thread):
+def test_linear_run_decays_to_zero_and_resumes_exactly(run, tmp_path):
     cfg = run.train_cfg.model_copy(update={"schedule": "linear"})
     whole = tmp_path / "whole"
     run(whole, train_cfg=cfg)

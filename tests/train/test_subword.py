@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import torch
-
 from dualasr.config import TextConfig
 from dualasr.decode.run import decode
 from dualasr.text.tokenizer import SPACE, Tokenizer
@@ -15,12 +13,8 @@ from dualasr.train.trainer import load_model
 def test_subword_meaning_trains_saves_and_decodes(run, tmp_path):
     out = tmp_path / "do"
     text = TextConfig(subword={"en": {"meaning": 60}})
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model_path = run(out, train_cfg=run.train_cfg.model_copy(update={"epochs": 1, "average_best": 1}), text=text)
-    finally:
-        torch.set_num_threads(before)
+    # (one intra-op thread: tests/torch_fixtures.py's autouse ``one_thread``)
+    model_path = run(out, train_cfg=run.train_cfg.model_copy(update={"epochs": 1, "average_best": 1}), text=text)
     saved = {o: Tokenizer.load(out / f"tokens_{o}.json") for o in ("surface", "meaning")}
     assert saved["meaning"].unit == "subword" and saved["surface"].unit == "char"
 
