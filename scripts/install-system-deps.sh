@@ -8,6 +8,9 @@ set -euo pipefail
 
 PACKAGES=(
   espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-hn1
+  # MBROLA voices of other languages that speak accented English (engines.py)
+  mbrola-af1 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6 mbrola-fr1
+  mbrola-fr4 mbrola-gr2 mbrola-hu1 mbrola-nl2 mbrola-pl1 mbrola-ro1 mbrola-sw1
   flite festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-don festvox-us-slt-hts
   libttspico-utils rhvoice rhvoice-english sox
   # Headless browser and its WebDriver for tests/report/test_report_browser.py.

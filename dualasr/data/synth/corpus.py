@@ -194,9 +194,11 @@ def plan_language(
         srng = random.Random(f"{seed}:{language}:{split}:speed")
         # Engines take equal turns, then voices within an engine: espeak-ng's
         # many variants must not drown the engines that have one or two voices.
+        # An engine's foreign-accented voices take their own turn, so they add
+        # speakers without taking the native voices' share.
         by_engine: dict[str, list[engines.Voice]] = {}
         for v in voices[split]:
-            by_engine.setdefault(v.engine, []).append(v)
+            by_engine.setdefault(f"{v.engine} {v.accent and 'accented'}", []).append(v)
         groups = [by_engine[e] for e in sorted(by_engine)]
         for k, (meaning, result) in enumerate(chosen):
             uid = f"{language}_{split}_{k:06d}"
@@ -351,6 +353,7 @@ def build_language(
                 "divergence": j.divergence,
                 "rules": list(j.rules),
                 "engine": j.voice.engine,
+                "accent": j.voice.accent or None,
                 "rate": j.rate,
                 "pitch": j.pitch,
                 "snr_db": j.snr_db,

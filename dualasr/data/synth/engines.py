@@ -52,6 +52,30 @@ import soxr
 
 from dualasr.errors import DualasrError
 
+#: MBROLA databases of other languages that espeak-ng drives with English text
+#: (its ``mb-<db>-en`` voices: English phonemes mapped onto the database's own),
+#: i.e. English with that speaker's L1 accent -> (L1, gender as spoken).
+#: Left out: sw2 (a missing English diphone in most sentences: 76 gaps in 60
+#: sentences, against 0-28 for these).
+_MBROLA_ACCENTED = {
+    "af1": ("af", "male"),
+    "de1": ("de", "female"),
+    "de2": ("de", "male"),
+    "de3": ("de", "female"),
+    "de4": ("de", "male"),
+    "de5": ("de", "female"),
+    "de6": ("de", "male"),
+    "fr1": ("fr", "male"),
+    "fr4": ("fr", "female"),
+    "gr2": ("el", "male"),
+    # a male recording that espeak-ng's mb-hu1-en voice speaks at a female pitch
+    "hu1": ("hu", "female"),
+    "nl2": ("nl", "male"),
+    "pl1": ("pl", "female"),
+    "ro1": ("ro", "male"),
+    "sw1": ("sv", "male"),
+}
+
 #: engine -> Debian packages that provide it and all its registered voices.
 ENGINE_PACKAGES: dict[str, list[str]] = {
     "espeak-ng": ["espeak-ng"],
@@ -63,6 +87,7 @@ ENGINE_PACKAGES: dict[str, list[str]] = {
         "mbrola-us3",
         "mbrola-en1",
         "mbrola-hn1",
+        *(f"mbrola-{db}" for db in _MBROLA_ACCENTED),
     ],
     "flite": ["flite"],
     "festival": [
@@ -116,7 +141,9 @@ class Voice:
     timbre) behind the voice: voices of different engines built from the same
     recordings (CMU ARCTIC slt in flite, festival and RHVoice, for example)
     share it, so hold-out splits should be made by speaker, not by id.
-    ``package`` is the Debian package holding the voice data.
+    ``package`` is the Debian package holding the voice data. ``accent`` is the
+    L1 (ISO 639-1) of a voice that speaks the language with a foreign accent
+    (an MBROLA database of another language), empty for native voices.
     """
 
     id: str
@@ -128,6 +155,7 @@ class Voice:
     package: str
     variant: str = ""
     controls: frozenset[str] = frozenset({"rate", "pitch"})
+    accent: str = ""
 
 
 # --- the registry -----------------------------------------------------------
@@ -176,6 +204,19 @@ _REGISTRY: dict[str, list[Voice]] = {
         Voice("mbrola-us2", "mbrola", "en", "us2", "mbrola-us2", "male", "mbrola-us2"),
         Voice("mbrola-us3", "mbrola", "en", "us3", "mbrola-us3", "male", "mbrola-us3"),
         Voice("mbrola-en1", "mbrola", "en", "en1", "mbrola-en1", "male", "mbrola-en1"),
+        *(
+            Voice(
+                f"mbrola-{db}-en",
+                "mbrola",
+                "en",
+                f"{db}-en",
+                f"mbrola-{db}",
+                gender,
+                f"mbrola-{db}",
+                accent=l1,
+            )
+            for db, (l1, gender) in _MBROLA_ACCENTED.items()
+        ),
         Voice("flite-kal", "flite", "en", "kal16", "cmu-kal", "male", "flite"),
         Voice("flite-awb", "flite", "en", "awb", "cmu-awb", "male", "flite"),
         # rms takes F0 from its SPAM model, which ignores flite's F0 features
@@ -288,22 +329,28 @@ def _flite_voices(binary: str) -> frozenset[str]:
     return frozenset(out.split(":", 1)[-1].split())
 
 
-# MBROLA database -> espeak-ng phoneme translation table (as named in voices/mb/mb-*)
+# MBROLA database -> espeak-ng phoneme translation table (as named in
+# voices/mb/mb-*), where it is not <database>_phtrans
 _MBROLA_PHTRANS = {
     "us1": "us_phtrans",
     "us2": "us_phtrans",
-    "us3": "us3_phtrans",
-    "en1": "en1_phtrans",
-    "hn1": "hn1_phtrans",
+    "de1": "de2_phtrans",
+    "de3": "de2_phtrans",
+    "de5": "de6_phtrans",
+    "fr1": "fr_phtrans",
+    "fr4": "fr_phtrans",
+    "nl2": "nl_phtrans",
+    "sw1": "sv_phtrans",
 }
 
 
-def _mbrola_database(name: str) -> Path | None:
-    for d in _MBROLA_DIRS:
-        for p in (d / name / name, d / name, d / "voices" / name):
-            if p.is_file():
-                return p
-    return None
+def _mbrola_database(voice: Voice) -> tuple[str, Path | None]:
+    """The MBROLA database name and file of an MBROLA voice (voice name ``us1``,
+    or ``de4-en``: the database de4 speaking English); the file is None if the
+    database is not installed."""
+    name = voice.name.split("-")[0]
+    paths = (p for d in _MBROLA_DIRS for p in (d / name / name, d / name, d / "voices" / name))
+    return name, next((p for p in paths if p.is_file()), None)
 
 
 def _voice_data_present(voice: Voice, binaries: dict[str, str | None]) -> bool:
@@ -316,9 +363,10 @@ def _voice_data_present(voice: Voice, binaries: dict[str, str | None]) -> bool:
         if data is None:
             return False
         if voice.engine == "mbrola":
+            db, path = _mbrola_database(voice)
             return (
-                _mbrola_database(n) is not None
-                and (data / "mbrola_ph" / _MBROLA_PHTRANS.get(n, f"{n}_phtrans")).is_file()
+                path is not None
+                and (data / "mbrola_ph" / _MBROLA_PHTRANS.get(db, f"{db}_phtrans")).is_file()
             )
         return True
     if voice.engine == "flite":
@@ -436,7 +484,7 @@ def _espeak_command(voice: Voice, rate: float, pitch: float) -> tuple[list[str],
         # different length run to run for the same text); writing the phoneme
         # file and running the mbrola binary on it is, so the corpus is
         # reproducible. -e: skip unknown diphones instead of stopping.
-        db = _mbrola_database(voice.name)
+        _, db = _mbrola_database(voice)
         pipeline = (
             f"{shlex.join([*espeak, '-q', '--pho', '--stdin'])} | "
             f"mbrola -e -v {amplitude / 100} {shlex.quote(str(db))} - {{out}}"

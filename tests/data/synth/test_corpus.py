@@ -51,6 +51,22 @@ def test_plan_hits_requested_shares_and_keeps_splits_disjoint(tmp_path):
         assert all((j.surface == j.meaning) == (j.divergence == 0) for j in jobs)
 
 
+def test_engines_and_accented_voices_take_equal_turns(tmp_path):
+    """Each engine's native voices, and its foreign-accented voices apart, get an
+    equal share of a split; voices share their group's turns."""
+    cfg = SynthConfig(sentences={"train": {"en": 280}, "dev": 10, "test": 10}, languages=["en"])
+    voices = corpus.split_voices("en", SynthConfig(heldout_voices=HELDOUT), False)
+    if not any(v.accent for v in voices["train"]):
+        pytest.skip("no accented MBROLA voice installed (scripts/install-system-deps.sh)")
+    train = [j for j in corpus.plan_language("en", cfg, 0, tmp_path, voices) if j.split == "train"]
+    groups = Counter((j.voice.engine, bool(j.voice.accent)) for j in train)
+    assert ("mbrola", True) in groups and ("mbrola", False) in groups
+    assert max(groups.values()) - min(groups.values()) <= 1
+    accented = Counter(j.voice.id for j in train if j.voice.accent)
+    assert len(accented) == sum(v.accent != "" for v in voices["train"])  # every one speaks
+    assert max(accented.values()) - min(accented.values()) <= 1
+
+
 @pytest.mark.slow
 def test_build_is_deterministic_and_holds_voices_out(tmp_path):
     a = build_corpus(tiny_config(workers=1), tmp_path / "a", progress=False)

@@ -36,6 +36,7 @@ VOICES = {v.id: v for v in all_voices("en") + all_voices("ko")}
 REPRESENTATIVES = [
     "espeak-en-us-m3",
     "mbrola-us1",
+    "mbrola-fr4-en",  # a database of another language at 22.05 kHz speaking English
     "flite-slt",
     "flite-kal",
     "festival-kal",
@@ -100,6 +101,12 @@ def test_registry_ids_are_unique_and_filename_safe():
     # espeak-ng variants are distinct speakers; the same recordings share a speaker
     assert len({v.speaker for v in all_voices("ko") if v.engine == "espeak-ng"}) >= 11
     assert VOICES["flite-slt"].speaker == VOICES["rhvoice-slt"].speaker
+    # accented English: one recorded speaker per MBROLA database, none native
+    accented = [v for v in all_voices("en") if v.accent]
+    assert len(accented) >= 10 and all(v.engine == "mbrola" for v in accented)
+    assert len({v.speaker for v in accented}) == len(accented)
+    assert not {v.speaker for v in accented} & {v.speaker for v in VOICES.values() if not v.accent}
+    assert {v.accent for v in accented} >= {"de", "fr", "nl"}
     with pytest.raises(ValueError, match="fr"):
         all_voices("fr")
 
