@@ -156,8 +156,8 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
     """Train (skipped when ``model.pt`` exists) and decode (skipped when the
     hypotheses exist) one model; returns a line for the log. ``threads``: run in
     a worker process of :func:`run_model_jobs`, with that many torch threads."""
-    from dualasr.decode.run import decode
-    from dualasr.train.trainer import train
+    from dualasr.decode.run import decode, hyps_file
+    from dualasr.train.trainer import MODEL_FILE, train
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -165,7 +165,7 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
         logging.basicConfig(
             level=logging.INFO, format=f"%(levelname)s [{job.label}] %(name)s: %(message)s", force=True
         )
-    if (job.exp / "model.pt").exists() and (job.exp / "hyps_test.jsonl").exists():
+    if (job.exp / MODEL_FILE).exists() and hyps_file(job.exp, "test").exists():
         return f"{job.label}: already trained and decoded, skipped ({job.exp})"
     start = time.monotonic()
     try:

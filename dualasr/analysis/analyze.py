@@ -322,6 +322,8 @@ _SEED_DIR = re.compile(r"seed(\d+)$")
 def discover_models(exp: Path, lang: str) -> dict[tuple[str, int], Path | None]:
     """(model, seed) -> ``model.pt`` (None when the run directory has none) under
     ``exp/<lang>/<model>/seed<k>/``."""
+    from dualasr.train.trainer import MODEL_FILE
+
     found: dict[tuple[str, int], Path | None] = {}
     lang_dir = exp / lang
     if not lang_dir.is_dir():
@@ -330,7 +332,7 @@ def discover_models(exp: Path, lang: str) -> dict[tuple[str, int], Path | None]:
         for run in sorted(p for p in model_dir.iterdir() if p.is_dir()):
             m = _SEED_DIR.match(run.name)
             if m:
-                path = run / "model.pt"
+                path = run / MODEL_FILE
                 found[(model_dir.name, int(m.group(1)))] = path if path.is_file() else None
     return found
 

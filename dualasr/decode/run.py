@@ -32,6 +32,11 @@ from dualasr.train.data import target_text
 from dualasr.train.trainer import load_model, pick_device
 
 
+def hyps_file(out_dir: str | Path, split: str) -> Path:
+    """Where ``dualasr decode`` writes a split's hypotheses in a run directory."""
+    return Path(out_dir) / f"hyps_{split}.jsonl"
+
+
 def decode(
     model_path: str | Path,
     manifest: str | Path,
@@ -45,7 +50,7 @@ def decode(
     hypotheses file. Skipped when it exists."""
     out_dir = Path(out_dir)
     cfg = cfg or DecodeConfig()
-    hyps_path = out_dir / f"hyps_{split}.jsonl"
+    hyps_path = hyps_file(out_dir, split)
     if hyps_path.exists():
         return hyps_path
     device = device or pick_device()

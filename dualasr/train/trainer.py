@@ -56,6 +56,9 @@ from dualasr.train.data import build_tokenizers, make_loader
 
 log = logging.getLogger(__name__)
 
+#: The averaged model of a run directory, which decode, study and analyze read.
+MODEL_FILE = "model.pt"
+
 
 class CheckpointError(DualasrError):
     """A checkpoint that cannot be used (corrupt, or from another configuration)."""
@@ -316,7 +319,7 @@ def train(
     for splitting long runs).
     """
     out_dir = Path(out_dir)
-    final = out_dir / "model.pt"
+    final = out_dir / MODEL_FILE
     if final.exists():
         return final
     info = init_distributed()
