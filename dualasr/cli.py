@@ -216,17 +216,22 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ):
     """Train one model (features are computed and cached first). Several
-    processes: `torchrun --nproc-per-node N -m dualasr.cli train ...`."""
+    processes: `torchrun --nproc-per-node N -m dualasr.cli train ...`.
+    Epochs: the config's ``study.epochs`` for the corpus language where set (as
+    `dualasr study` trains it), else ``train.epochs``."""
     import json
 
-    from dualasr.config import model_config
+    from dualasr.config import model_config, train_config
     from dualasr.data.features import compute_features
+    from dualasr.data.manifest import load_manifest, supervision
     from dualasr.train.trainer import train as train_model
 
     cfg = load_config(config)
     fbank = compute_features(data)
+    first = next(iter(load_manifest(fbank / "train.jsonl.gz", check_audio=False)))
     path = train_model(
-        model_config(cfg, model.value), cfg.train, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
+        model_config(cfg, model.value), train_config(cfg, supervision(first).language),
+        fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
         json.loads((fbank / "cmvn.json").read_text()), out, seed=seed,
         text=cfg.text, progress=progress,
     )  # fmt: skip
