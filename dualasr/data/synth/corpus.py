@@ -196,9 +196,9 @@ def plan_language(
         # many variants must not drown the engines that have one or two voices.
         # An engine's foreign-accented voices take their own turn, so they add
         # speakers without taking the native voices' share.
-        by_engine: dict[str, list[engines.Voice]] = {}
+        by_engine: dict[tuple[str, bool], list[engines.Voice]] = {}
         for v in voices[split]:
-            by_engine.setdefault(f"{v.engine} {v.accent and 'accented'}", []).append(v)
+            by_engine.setdefault((v.engine, bool(v.accent)), []).append(v)
         groups = [by_engine[e] for e in sorted(by_engine)]
         for k, (meaning, result) in enumerate(chosen):
             uid = f"{language}_{split}_{k:06d}"

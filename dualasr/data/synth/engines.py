@@ -68,7 +68,7 @@ _MBROLA_ACCENTED = {
     "fr1": ("fr", "male"),
     "fr4": ("fr", "female"),
     "gr2": ("el", "male"),
-    # a male recording that espeak-ng's mb-hu1-en voice speaks at a female pitch
+    # Debian calls hu1 a male voice; espeak-ng's mb-hu1-en speaks it at a female pitch
     "hu1": ("hu", "female"),
     "nl2": ("nl", "male"),
     "pl1": ("pl", "female"),
