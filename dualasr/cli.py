@@ -221,17 +221,21 @@ def train(
     `dualasr study` trains it), else ``train.epochs``."""
     import json
 
+    from lhotse import CutSet
+
     from dualasr.config import model_config, train_config
     from dualasr.data.features import compute_features
-    from dualasr.data.manifest import load_manifest, supervision
+    from dualasr.data.manifest import supervision
     from dualasr.train.trainer import train as train_model
 
     cfg = load_config(config)
     fbank = compute_features(data)
-    first = next(iter(load_manifest(fbank / "train.jsonl.gz", check_audio=False)))
+    # The corpus language picks study.epochs: one lazily read cut tells it (the
+    # trainer reads and validates the whole manifest; an empty one fails there).
+    first = next(iter(CutSet.from_jsonl_lazy(fbank / "train.jsonl.gz")), None)
+    train_cfg = train_config(cfg, supervision(first).language) if first else cfg.train
     path = train_model(
-        model_config(cfg, model.value), train_config(cfg, supervision(first).language),
-        fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
+        model_config(cfg, model.value), train_cfg, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
         json.loads((fbank / "cmvn.json").read_text()), out, seed=seed,
         text=cfg.text, progress=progress,
     )  # fmt: skip
