@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,6 +110,20 @@ def test_registry_ids_are_unique_and_filename_safe():
     assert {v.accent for v in accented} >= {"de", "fr", "nl"}
     with pytest.raises(ValueError, match="fr"):
         all_voices("fr")
+
+
+def test_install_script_installs_every_engine_and_voice_package():
+    """ENGINE_PACKAGES and scripts/install-system-deps.sh list the same apt
+    packages twice (Python for error messages, bash for set-up): a voice added
+    to the registry must reach both."""
+    script = (Path(__file__).resolve().parents[3] / "scripts" / "install-system-deps.sh").read_text()
+    listed = re.search(r"^PACKAGES=\((.*?)^\)", script, re.M | re.S).group(1)
+    apt = {w for line in listed.splitlines() for w in line.split("#")[0].split()}
+    assert {p for packages in ENGINE_PACKAGES.values() for p in packages} <= apt
+    # voice data that arrives as a dependency of the engine's package
+    dependencies = {"espeak-ng-data", "libttspico-data"}
+    for v in VOICES.values():
+        assert v.package in set(ENGINE_PACKAGES[v.engine]) | dependencies, v.id
 
 
 @pytest.mark.parametrize("voice_id", list(VOICES))
