@@ -242,6 +242,40 @@ def train(
     typer.echo(f"model: {path}")
 
 
+class Output(str, Enum):
+    surface = "surface"
+    meaning = "meaning"
+
+
+@app.command("train-lm")
+@_user_errors
+def train_lm(
+    data: Annotated[Path, typer.Option(help="Corpus directory with cuts_{train,dev}.jsonl.gz.")],
+    out: Annotated[Path, typer.Option(help="LM directory (lm.pt, tokens_<output>.json, metrics.csv).")],
+    output: Annotated[Output, typer.Option(help="Whose text the LM learns: surface or meaning.")] = Output.meaning,
+    config: Annotated[Path, typer.Option(help="Study config (YAML): lm and text sections.")] = Path("conf/demo.yaml"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+):
+    """Train a token LSTM language model on one output's training text, for
+    shallow fusion in `dualasr decode --lm OUTPUT=PATH`."""
+    from dualasr.train.lm import train_lm as train_language_model
+
+    cfg = load_config(config)
+    path = train_language_model(data / "cuts_train.jsonl.gz", data / "cuts_dev.jsonl.gz", output.value, out,
+                                cfg.lm, cfg.text, seed=seed)  # fmt: skip
+    typer.echo(f"language model: {path}")
+
+
+def _lm_paths(pairs: list[str]) -> dict[str, Path]:
+    lms = {}
+    for pair in pairs:
+        output, sep, path = pair.partition("=")
+        if not sep or output not in ("surface", "meaning") or not path:
+            raise typer.BadParameter(f"--lm {pair!r}: expected OUTPUT=PATH with OUTPUT surface or meaning")
+        lms[output] = Path(path)
+    return lms
+
+
 @app.command()
 @_user_errors
 def decode(
@@ -250,6 +284,10 @@ def decode(
     out: Annotated[Path, typer.Option(help="Where hyps_<split>.jsonl and .trn files go.")],
     split: Annotated[str, typer.Option(help="Which split to decode.")] = "test",
     config: Annotated[Path, typer.Option(help="Study config (YAML): decode section.")] = Path("conf/demo.yaml"),
+    lm: Annotated[
+        list[str] | None,
+        typer.Option(help="OUTPUT=PATH: a language model (dualasr train-lm) fused with decode.lm_weight[OUTPUT]."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ):
     """Decode a split with a trained model: both outputs of a DO model from one encoder pass."""
@@ -257,8 +295,10 @@ def decode(
     from dualasr.decode.run import decode as decode_split
 
     cfg = load_config(config)
+    lms = _lm_paths(lm or [])
     fbank = compute_features(data, splits=(split,))
-    path = decode_split(model_path, fbank / f"{split}.jsonl.gz", out, cfg.decode, split=split, progress=progress)
+    path = decode_split(model_path, fbank / f"{split}.jsonl.gz", out, cfg.decode, split=split,
+                        progress=progress, lms=lms)  # fmt: skip
     typer.echo(f"hypotheses: {path}")
 
 

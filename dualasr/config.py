@@ -24,6 +24,7 @@ from pydantic import (
 
 from dualasr.errors import DualasrError
 from dualasr.model.config import PRESETS, ModelConfig
+from dualasr.model.lm import LMConfig
 
 Language = Literal["en", "ko"]
 Split = Literal["train", "dev", "test"]
@@ -154,6 +155,9 @@ class DecodeConfig(_Section):
     length_penalty: float | None = None  # None: divide by length (length normalisation)
     max_len_ratio: float = Field(1.0, gt=0)  # max tokens per encoder frame
     batch_size: int = Field(16, ge=1)
+    # Shallow fusion with a token LSTM LM per output (``lm`` section; the study
+    # trains one per language and output with a weight here): output -> weight.
+    lm_weight: dict[Literal["surface", "meaning"], Annotated[float, Field(ge=0)]] = {}
 
 
 class StudyConfig(_Section):
@@ -183,6 +187,7 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(**PRESETS["demo"]))
     train: TrainConfig = TrainConfig()
     decode: DecodeConfig = DecodeConfig()
+    lm: LMConfig = LMConfig()
     study: StudyConfig = StudyConfig()
 
     @model_validator(mode="before")

@@ -29,6 +29,7 @@ from dualasr.config import DecodeConfig
 from dualasr.data.manifest import load_manifest
 from dualasr.decode.search import decode_dual
 from dualasr.train.data import target_text
+from dualasr.train.lm import load_lm
 from dualasr.train.trainer import load_model, pick_device
 
 
@@ -45,9 +46,12 @@ def decode(
     split: str = "test",
     device: torch.device | None = None,
     progress: bool = True,
+    lms: dict[str, Path] | None = None,
 ) -> Path:
     """Decode every cut of ``manifest`` (with cached features); returns the
-    hypotheses file. Skipped when it exists."""
+    hypotheses file. Skipped when it exists. ``lms``: per output, a language
+    model (``dualasr train-lm``) fused with weight ``cfg.lm_weight[output]``;
+    outputs the model lacks are ignored."""
     out_dir = Path(out_dir)
     cfg = cfg or DecodeConfig()
     hyps_path = hyps_file(out_dir, split)
@@ -55,6 +59,8 @@ def decode(
         return hyps_path
     device = device or pick_device()
     model, tokenizers = load_model(model_path, device)
+    fused = {o: load_lm(p, tokenizers[o], device) for o, p in (lms or {}).items()
+             if o in model.outputs and cfg.lm_weight.get(o, 0.0) > 0}  # fmt: skip
     cuts = load_manifest(manifest, check_audio=False).sort_by_duration(ascending=False)
     rows, refs = [], {o: [] for o in model.outputs}
     cut_list = list(cuts)
@@ -67,6 +73,7 @@ def decode(
             hyps = decode_dual(
                 model, feats.to(device), lens.to(device), beam=cfg.beam, ctc_weight=cfg.ctc_weight,
                 length_penalty=cfg.length_penalty, max_len_ratio=cfg.max_len_ratio,
+                lms=fused, lm_weight=cfg.lm_weight,
             )  # fmt: skip
             for j, cut in enumerate(batch):
                 row = {"id": cut.id, "surface": None, "meaning": None, "scores": {}}
@@ -87,7 +94,8 @@ def decode(
         atomic_write_text(out_dir / f"hyp_{o}_{split}.trn", "\n".join(hyp_lines) + "\n", overwrite=True)
         atomic_write_text(out_dir / f"ref_{o}_{split}.trn", "\n".join(ref_lines) + "\n", overwrite=True)
     info = {"utterances": len(rows), "audio_seconds": audio_s, "decode_seconds": elapsed,
-            "rtf": elapsed / max(audio_s, 1e-9), "device": str(device), **cfg.model_dump()}  # fmt: skip
+            "rtf": elapsed / max(audio_s, 1e-9), "device": str(device), **cfg.model_dump(),
+            "lms": {o: str(lms[o]) for o in fused}}  # fmt: skip
     atomic_write_text(out_dir / f"decode_{split}.json", json.dumps(info, indent=1), overwrite=True)
     # The hypotheses file is written last: its presence marks the stage done.
     atomic_write_text(hyps_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), overwrite=True)

@@ -14,6 +14,11 @@ vectorised over hypotheses and candidate tokens (Seki et al. 2019). Only the
 CTC-scored at each step, as ESPnet's pre-beam; with ``ctc_weight = 1`` the
 decoder is not run and the whole vocabulary is scored (CTC prefix beam search).
 
+A token language model can be fused (shallow fusion, ESPnet's ``lm_weight``):
+``score(h) += beta * log p_lm(h)``, the LM advanced one token at a time beside
+the decoder, and the pre-beam then ranks tokens by the decoder and LM scores
+together (ESPnet's ``pre_beam_score_key: full``).
+
 Beam management follows whisper's ``BeamSearchDecoder``: the beam stays full,
 a hypothesis ending in eos is kept if it ranks among the top ``beam``
 candidates, and an utterance stops once it has ``beam`` finished hypotheses or
@@ -32,6 +37,7 @@ from torch import Tensor
 from dualasr.model.asr import BLANK, DualASR
 from dualasr.model.conformer import EncoderOutput
 from dualasr.model.layers import lengths_to_mask
+from dualasr.model.lm import TokenLM
 
 #: Finite log(0): keeps differences such as ``psi(h) - psi(g)`` free of ``inf - inf``.
 LOGZERO = -1e10
@@ -169,6 +175,8 @@ def beam_search(
     length_penalty: float | None = None,
     max_len_ratio: float = 1.0,
     pre_beam_ratio: float = 1.5,
+    lm: TokenLM | None = None,
+    lm_weight: float = 0.0,
 ) -> list[Hypothesis]:
     """Best hypothesis per utterance for ``output``, from an encoder pass ``enc``.
 
@@ -176,7 +184,10 @@ def beam_search(
     only, the decoder is not run). ``max_len_ratio`` bounds the hypothesis
     length (eos included) at ``ratio * encoder frames``, at least 1 (``<= 0``:
     the encoder length). ``length_penalty``: see :func:`length_normalised`.
-    ``beam=1, ctc_weight=0`` is greedy attention decoding.
+    ``beam=1, ctc_weight=0`` is greedy attention decoding. With ``lm`` and
+    ``lm_weight > 0`` (shallow fusion, ESPnet's ``lm_weight``), every candidate's
+    joint score gains ``lm_weight * log p_lm(c | prefix)``; the LM must use the
+    output's token ids.
     """
     if not 0.0 <= ctc_weight <= 1.0:
         raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
@@ -189,7 +200,12 @@ def beam_search(
     vocab = decoder.out.out_features
     rows = torch.arange(b, device=device).repeat_interleave(w)  # utterance of each hypothesis
 
+    if lm_weight < 0:
+        raise ValueError(f"lm_weight must be >= 0, got {lm_weight}")
+    if lm is not None and lm.vocab != vocab:
+        raise ValueError(f"the language model has {lm.vocab} tokens, output {output!r} has {vocab}")
     use_att, use_ctc = ctc_weight < 1.0, ctc_weight > 0.0
+    use_lm = lm is not None and lm_weight > 0
     state = decoder.init_state(memory[rows], enc.mask[rows]) if use_att else None
     if use_ctc:
         scorer = CTCPrefixScorer(model.ctcs[output].log_probs(memory), lens, eos)
@@ -216,12 +232,17 @@ def beam_search(
     is_eos_col = torch.zeros(k + 1, dtype=torch.bool, device=device)
     is_eos_col[-1] = True  # the last candidate column is always eos
 
+    lm_state = lm.init_state(n, device) if use_lm else None
     for step in range(max(max_len)):
+        if use_lm:
+            lm_logp, lm_state = lm.step(last, lm_state)
         if use_att:
             logits, state = decoder.step(last, state)
             att = F.log_softmax(logits.float(), dim=-1)
             att[:, BLANK] = float("-inf")
-            pre = att.clone()
+            # Pre-beam on the full scorers, as ESPnet's pre_beam_score_key "full":
+            # the decoder and, when fused, the LM (CTC scores only the survivors).
+            pre = (1 - ctc_weight) * att + lm_weight * lm_logp if use_lm else att.clone()
             pre[:, eos] = float("-inf")  # eos enters through its own column
             cands = pre.topk(k, dim=-1).indices
         else:
@@ -235,6 +256,8 @@ def beam_search(
             cand_ctc = torch.zeros_like(cand_att)
         joint = (1 - ctc_weight) * cand_att if use_att else 0.0
         joint = joint + ctc_weight * cand_ctc if use_ctc else joint
+        if use_lm:
+            joint = joint + lm_weight * lm_logp.gather(1, cands)
         total = score[:, None] + joint  # (n, k + 1)
 
         at_max = torch.tensor([step + 1 >= m for m in max_len], device=device)
@@ -276,6 +299,8 @@ def beam_search(
             state = state.select(hyp)
         if use_ctc:
             ctc_state = CTCPrefixScorer.select(ctc_state, cands, psi, r, hyp, col)
+        if use_lm:
+            lm_state = lm_state.select(hyp)
 
     return [
         max(f, key=lambda h: h.score) if f else Hypothesis([], float("-inf"), 0.0, 0.0)
@@ -293,6 +318,8 @@ def decode_dual(
     length_penalty: float | None = None,
     max_len_ratio: float = 1.0,
     pre_beam_ratio: float = 1.5,
+    lms: dict[str, TokenLM] | None = None,
+    lm_weight: float | dict[str, float] = 0.0,
 ) -> dict[str, list[Hypothesis]]:
     """Hypotheses for every output of ``model`` from ONE encoder pass.
 
@@ -300,7 +327,8 @@ def decode_dual(
     ``ctc_weight`` applies to outputs with a CTC head; outputs without one (the
     DO meaning output by default) are decoded by attention alone. A dict gives
     the weight per output. The model must be in eval mode (no SpecAugment,
-    no dropout).
+    no dropout). ``lms`` holds a language model per output for shallow fusion,
+    weighted by ``lm_weight`` (a float for every output in ``lms``, or per output).
     """
     if model.training:
         raise RuntimeError("call model.eval() before decoding")
@@ -311,7 +339,10 @@ def decode_dual(
             weight = ctc_weight.get(o, 0.0)
         else:
             weight = ctc_weight if o in model.ctcs else 0.0
+        lm = (lms or {}).get(o)
+        fusion = lm_weight.get(o, 0.0) if isinstance(lm_weight, dict) else lm_weight
         results[o] = beam_search(
-            model, enc, o, beam, weight, length_penalty, max_len_ratio, pre_beam_ratio
-        )
+            model, enc, o, beam, weight, length_penalty, max_len_ratio, pre_beam_ratio,
+            lm=lm, lm_weight=fusion if lm is not None else 0.0,
+        )  # fmt: skip
     return results

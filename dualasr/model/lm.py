@@ -1,0 +1,91 @@
+"""Token-level LSTM language model for shallow fusion in beam search.
+
+As ESPnet's ``lm: seq_rnn`` (an LSTM over the ASR output's own tokens, trained
+on the training transcripts and added to the beam score with ``lm_weight``):
+input ``[sos, y1..yn]``, target ``[y1..yn, eos]``, with ``<sos/eos>`` the
+tokenizer's last id. Text-only training costs a fraction of acoustic training,
+so within a small budget the LM sees each sentence many more times than the
+attention decoder does; fusion adds ``lm_weight * log p_lm(c | prefix)`` to
+every candidate token's joint score (:func:`dualasr.decode.search.beam_search`).
+
+``forward`` returns ``(loss, stats)`` like the ASR model; decoding uses
+:meth:`TokenLM.init_state`, :meth:`TokenLM.step` and :meth:`LMState.select`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+IGNORE_ID = -1
+
+
+class LMConfig(BaseModel):
+    """Size and training of the per-output language models (``lm`` section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    embed: int = Field(128, ge=1)
+    hidden: int = Field(256, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(64, ge=1)  # sentences per step
+
+
+@dataclass
+class LMState:
+    """LSTM hidden and cell states of ``n`` hypotheses, ``(layers, n, hidden)`` each."""
+
+    h: Tensor
+    c: Tensor
+
+    def select(self, index: Tensor) -> LMState:
+        """Row ``i`` of the result is row ``index[i]`` (beam reordering)."""
+        return LMState(self.h.index_select(1, index), self.c.index_select(1, index))
+
+
+class TokenLM(nn.Module):
+    """Embedding, LSTM, projection to the vocabulary (``vocab`` ids, sos/eos last)."""
+
+    def __init__(self, vocab: int, cfg: LMConfig):
+        super().__init__()
+        self.vocab, self.sos_eos = vocab, vocab - 1
+        self.embed = nn.Embedding(vocab, cfg.embed)
+        self.lstm = nn.LSTM(cfg.embed, cfg.hidden, cfg.layers, batch_first=True,
+                            dropout=cfg.dropout if cfg.layers > 1 else 0.0)  # fmt: skip
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(cfg.hidden, vocab)
+
+    def forward(self, ys: Tensor, lens: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """``ys`` ``(batch, L)`` ids padded with -1, ``lens`` ``(batch,)`` ->
+        summed negative log-likelihood over tokens (eos included) / tokens,
+        and ``{"loss", "ppl", "tokens"}``."""
+        b, n = ys.shape
+        valid = torch.arange(n, device=ys.device)[None] < lens[:, None]
+        ys_in = torch.cat([ys.new_full((b, 1), self.sos_eos), ys.masked_fill(~valid, self.sos_eos)], dim=1)
+        ys_out = torch.cat([ys.masked_fill(~valid, IGNORE_ID), ys.new_full((b, 1), IGNORE_ID)], dim=1)
+        ys_out[torch.arange(b, device=ys.device), lens] = self.sos_eos
+        h, _ = self.lstm(self.drop(self.embed(ys_in)))
+        logits = self.out(self.drop(h))
+        tokens = int((lens + 1).sum())
+        nll = F.cross_entropy(logits.reshape(-1, self.vocab).float(), ys_out.reshape(-1),
+                              ignore_index=IGNORE_ID, reduction="sum")  # fmt: skip
+        loss = nll / tokens
+        value = float(loss.detach())
+        return loss, {"loss": value, "ppl": math.exp(value), "tokens": tokens}
+
+    def init_state(self, n: int, device: torch.device | str = "cpu") -> LMState:
+        shape = (self.lstm.num_layers, n, self.lstm.hidden_size)
+        return LMState(torch.zeros(shape, device=device), torch.zeros(shape, device=device))
+
+    def step(self, last: Tensor, state: LMState) -> tuple[Tensor, LMState]:
+        """Log-probabilities ``(n, vocab)`` of the next token after ``last`` ``(n,)``."""
+        h, (hn, cn) = self.lstm(self.embed(last)[:, None], (state.h, state.c))
+        return F.log_softmax(self.out(h[:, 0]).float(), dim=-1), LMState(hn, cn)

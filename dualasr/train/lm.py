@@ -1,0 +1,144 @@
+"""``dualasr train-lm``: a token LSTM language model on one output's training text.
+
+The LM learns the same ids as the ASR models' tokenizer for that output
+(built from the same training split by :func:`~dualasr.train.data.build_tokenizers`,
+so SSO, MSO and DO models of a corpus share it; decoding checks the two token
+lists are equal). Sentences are batched by length (little padding) in an order
+drawn from ``(seed, epoch)``; Adam, gradient clipping; after each epoch the dev
+perplexity is measured and the best epoch's weights are kept.
+
+Output directory::
+
+    tokens_<output>.json   the tokenizer
+    lm.pt                  {"model", "lm_config", "output", "tokenizer", "history"}
+    metrics.csv            epoch, train and dev perplexity, seconds
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from dualasr.atomic import atomic_write_text
+from dualasr.config import TextConfig
+from dualasr.data.manifest import load_manifest
+from dualasr.errors import DualasrError
+from dualasr.model.lm import LMConfig, TokenLM
+from dualasr.text.tokenizer import Tokenizer
+from dualasr.train.data import build_tokenizers, pad_ids, target_text
+from dualasr.train.trainer import save_atomic, seed_everything
+
+log = logging.getLogger(__name__)
+
+#: The language model file of an LM run directory.
+LM_FILE = "lm.pt"
+
+
+def _encoded(manifest: Path, output: str, tok: Tokenizer) -> list[list[int]]:
+    cuts = load_manifest(manifest, check_audio=False)
+    return [tok.encode(target_text(c, output, tok.unit)) for c in cuts]
+
+
+def _batches(seqs: list[list[int]], size: int, rng: random.Random | None) -> list[list[list[int]]]:
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    chunks = [[seqs[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+    if rng is not None:
+        rng.shuffle(chunks)
+    return chunks
+
+
+@torch.no_grad()
+def perplexity(lm: TokenLM, seqs: list[list[int]], batch_size: int = 256) -> float:
+    """Token-level perplexity (eos included) of ``seqs`` under ``lm``."""
+    lm.eval()
+    nll, tokens = 0.0, 0
+    for chunk in _batches(seqs, batch_size, None):
+        ys, lens = pad_ids(chunk)
+        loss, stats = lm(ys, lens)
+        nll += float(loss) * stats["tokens"]
+        tokens += stats["tokens"]
+    lm.train()
+    return math.exp(nll / max(tokens, 1))
+
+
+def train_lm(
+    train_manifest: Path,
+    dev_manifest: Path,
+    output: str,
+    out_dir: Path,
+    cfg: LMConfig | None = None,
+    text: TextConfig | None = None,
+    seed: int = 0,
+) -> Path:
+    """Train the LM of ``output`` (skipped when ``lm.pt`` exists); returns its path."""
+    out_dir = Path(out_dir)
+    final = out_dir / LM_FILE
+    if final.exists():
+        return final
+    cfg, text = cfg or LMConfig(), text or TextConfig()
+    seed_everything(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_cuts = load_manifest(train_manifest, check_audio=False)
+    tok = build_tokenizers(train_cuts, (output,), text, out_dir)[output]
+    train_seqs = [tok.encode(target_text(c, output, tok.unit)) for c in train_cuts]
+    dev_seqs = _encoded(dev_manifest, output, tok)
+    lm = TokenLM(len(tok), cfg)
+    opt = torch.optim.Adam(lm.parameters(), lr=cfg.lr)
+    rows, history, best, best_state = ["epoch,train_ppl,dev_ppl,seconds"], [], math.inf, None
+    for epoch in range(1, cfg.epochs + 1):
+        t0, nll, tokens = time.time(), 0.0, 0
+        for chunk in _batches(train_seqs, cfg.batch_size, random.Random(seed * 1000 + epoch)):
+            ys, lens = pad_ids(chunk)
+            loss, stats = lm(ys, lens)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+            opt.step()
+            nll += stats["loss"] * stats["tokens"]
+            tokens += stats["tokens"]
+        dev_ppl = perplexity(lm, dev_seqs)
+        history.append({"epoch": epoch, "train_ppl": math.exp(nll / tokens), "dev_ppl": dev_ppl})
+        rows.append(f"{epoch},{math.exp(nll / tokens):.4f},{dev_ppl:.4f},{time.time() - t0:.1f}")
+        log.info("%s LM epoch %d: train ppl %.3f, dev ppl %.3f", output, epoch, history[-1]["train_ppl"], dev_ppl)
+        if dev_ppl < best:
+            best, best_state = dev_ppl, copy.deepcopy(lm.state_dict())
+    atomic_write_text(out_dir / "metrics.csv", "\n".join(rows) + "\n", overwrite=True)
+    save_atomic({"model": best_state, "lm_config": cfg.model_dump(), "output": output,
+                 "tokenizer": tok.to_dict(), "history": history}, final)  # fmt: skip
+    return final
+
+
+class LMError(DualasrError):
+    """A language model that cannot be used with a given ASR model."""
+
+
+def load_lm(path: str | Path, tokenizer: Tokenizer, device: torch.device | str = "cpu") -> TokenLM:
+    """The LM at ``path``, in eval mode, checked to use ``tokenizer``'s ids."""
+    ckpt = load_checkpoint_lm(path)
+    lm_tok = Tokenizer.from_dict(ckpt["tokenizer"])
+    if lm_tok.tokens != tokenizer.tokens or lm_tok.unit != tokenizer.unit:
+        raise LMError(
+            f"{path}: the language model's {len(lm_tok)} {lm_tok.unit} tokens differ from the "
+            f"ASR model's {len(tokenizer)} {tokenizer.unit} tokens for output {ckpt['output']!r}; "
+            "train the LM on the same training split and text settings"
+        )
+    lm = TokenLM(len(lm_tok), LMConfig.model_validate(ckpt["lm_config"]))
+    lm.load_state_dict(ckpt["model"])
+    return lm.to(device).eval()
+
+
+def load_checkpoint_lm(path: str | Path) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise LMError(f"{path}: corrupt or unreadable language model ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or not {"model", "lm_config", "tokenizer", "output"} <= set(ckpt):
+        raise LMError(f"{path}: not a dualasr language model (no model / lm_config / tokenizer / output)")
+    return ckpt
+
