@@ -8,6 +8,7 @@ Layout of ``DIR``::
     data/<lang>/fbank/                     cached features + CMVN
     exp/<lang>/<model>/seed<k>/            one trained model: model.pt, metrics.csv,
                                            tokens_*.json, hyps_test.jsonl, *.trn
+    lm/<lang>/<output>/lm.pt               language models fused in decoding (decode.lm_weight)
     tables/corpus.md                       Table 1 (corpus statistics)
     tables/cer.*, tables/ed_gap.*          Table 2 and the ED-gap table (Figure 2)
     tables/mdd_<lang>_<model>_seed<k>.*    MDD, for phone-annotated corpora
@@ -98,7 +99,9 @@ def run_study(
 
     fbanks = {lang: compute_features(data_dir, progress=progress) for lang, data_dir in data.items()}
     train_seconds = {lang: stats[lang].seconds["train"] for lang in data if lang in stats}
-    run_model_jobs(model_jobs(config, out, fbanks, train_seconds), config, progress, echo)
+    lms = lm_jobs(config, out, fbanks)
+    run_model_jobs(lms, config, progress, echo)
+    run_model_jobs(model_jobs(config, out, fbanks, train_seconds, lms), config, progress, echo)
 
     for path in score_all(out, bootstrap=1000, seed=config.seed, divergence_unit=config.text.divergence_unit):
         if path.suffix == ".md":
@@ -129,27 +132,83 @@ class ModelJob:
     name: str  # sso, mso or do
     fbank: Path  # the language's feature directory
     exp: Path
+    lms: tuple[tuple[str, Path], ...] = ()  # (output, lm.pt) fused in decoding
 
     @property
     def label(self) -> str:
         return f"{self.lang}/{self.name}/seed{self.seed}"
 
 
+@dataclass(frozen=True)
+class LMJob:
+    """Train the language model of one output of one language (shallow fusion)."""
+
+    lang: str
+    output: str
+    fbank: Path
+    exp: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.lang}/lm-{self.output}"
+
+    @property
+    def path(self) -> Path:
+        from dualasr.train.lm import LM_FILE
+
+        return self.exp / LM_FILE
+
+
+def lm_jobs(config: Config, out: Path, fbanks: dict[str, Path]) -> list[LMJob]:
+    """One LM per language and output that ``decode.lm_weight`` fuses (weight > 0)
+    and some study model produces; trained once and shared by SSO, MSO and DO."""
+    produced = {o for name in config.study.models for o in model_config(config, name).outputs}
+    outputs = [o for o, w in sorted(config.decode.lm_weight.items()) if w > 0 and o in produced]
+    return [LMJob(lang, o, fbank, out / "lm" / lang / o) for lang, fbank in fbanks.items() for o in outputs]
+
+
 def model_jobs(
-    config: Config, out: Path, fbanks: dict[str, Path], train_seconds: dict[str, float]
-) -> list[ModelJob]:
+    config: Config, out: Path, fbanks: dict[str, Path], train_seconds: dict[str, float],
+    lms: list[LMJob] = (),
+) -> list[ModelJob]:  # fmt: skip
     """Every language x seed x model of the study, longest first (languages by
     training audio x epochs, DO with its two decoders before SO), so that with
     several jobs at once the last to finish is a short one. ``train_seconds``:
-    training audio per language, from the corpus statistics (Table 1)."""
+    training audio per language, from the corpus statistics (Table 1); ``lms``:
+    the language models each language's decoding fuses."""
     work = {lang: train_seconds.get(lang, 0.0) * train_config(config, lang).epochs for lang in fbanks}
+    fused = {lang: tuple((j.output, j.path) for j in lms if j.lang == lang) for lang in fbanks}
     jobs = [
-        ModelJob(lang, seed, name, fbank, out / "exp" / lang / name / f"seed{seed}")
+        ModelJob(lang, seed, name, fbank, out / "exp" / lang / name / f"seed{seed}", fused[lang])
         for lang, fbank in fbanks.items()
         for seed in config.study.seeds
         for name in config.study.models
     ]
     return sorted(jobs, key=lambda j: (-work[j.lang], j.name != "do"))
+
+
+def _worker_setup(label: str, threads: int | None) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+        # Several jobs log at once: every line names its job.
+        logging.basicConfig(level=logging.INFO, format=f"%(levelname)s [{label}] %(name)s: %(message)s", force=True)
+
+
+def run_lm_job(job: LMJob, config: Config, progress: bool = True, threads: int | None = None) -> str:
+    """Train one language model (skipped when ``lm.pt`` exists); returns a line for the log."""
+    from dualasr.train.lm import train_lm
+
+    _worker_setup(job.label, threads)
+    if job.path.exists():
+        return f"{job.label}: already trained, skipped ({job.exp})"
+    start = time.monotonic()
+    try:
+        train_lm(job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz", job.output, job.exp,
+                 config.lm, config.text, seed=config.seed)  # fmt: skip
+    except Exception as e:
+        e.add_note(f"in study job {job.label} ({job.exp})")
+        raise
+    return f"{job.label}: trained in {time.monotonic() - start:.0f} s ({job.exp})"
 
 
 def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads: int | None = None) -> str:
@@ -159,12 +218,7 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
     from dualasr.decode.run import decode, hyps_file
     from dualasr.train.trainer import MODEL_FILE, train
 
-    if threads is not None:
-        torch.set_num_threads(threads)
-        # Several jobs log at once: every line names its job.
-        logging.basicConfig(
-            level=logging.INFO, format=f"%(levelname)s [{job.label}] %(name)s: %(message)s", force=True
-        )
+    _worker_setup(job.label, threads)
     if (job.exp / MODEL_FILE).exists() and hyps_file(job.exp, "test").exists():
         return f"{job.label}: already trained and decoded, skipped ({job.exp})"
     start = time.monotonic()
@@ -175,7 +229,7 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
             cmvn, job.exp, seed=model_seed(job.seed, job.name), text=config.text,
             progress=progress,
         )  # fmt: skip
-        decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress)
+        decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms))
     except Exception as e:
         e.add_note(f"in study job {job.label} ({job.exp})")
         raise
@@ -188,7 +242,9 @@ def threads_per_job(jobs: int) -> int:
     return max(1, cores // jobs)
 
 
-def run_model_jobs(jobs: list[ModelJob], config: Config, progress: bool, echo: Callable[[str], None]) -> None:
+def run_model_jobs(
+    jobs: list[ModelJob] | list[LMJob], config: Config, progress: bool, echo: Callable[[str], None]
+) -> None:
     """Run the jobs one after another, or ``config.study.jobs`` at a time in
     spawned processes sharing the cores (no progress bars then: they would
     interleave; each finished job is reported, and metrics.csv grows per epoch).
@@ -197,19 +253,24 @@ def run_model_jobs(jobs: list[ModelJob], config: Config, progress: bool, echo: C
     n = min(config.study.jobs, len(jobs))
     if n <= 1:
         for job in jobs:
-            echo(run_model_job(job, config, progress))
+            echo(_runner(job)(job, config, progress))
         return
     threads = threads_per_job(n)
-    echo(f"training {len(jobs)} models, {n} at a time ({threads} thread(s) each)")
+    kind = "language models" if isinstance(jobs[0], LMJob) else "models"
+    echo(f"training {len(jobs)} {kind}, {n} at a time ({threads} thread(s) each)")
     # spawn, not fork: forking a process whose torch thread pools have started can deadlock.
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_model_job, job, config, False, threads) for job in jobs]
+        futures = [pool.submit(_runner(job), job, config, False, threads) for job in jobs]
         try:
             for future in as_completed(futures):
                 echo(future.result())
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+def _runner(job: ModelJob | LMJob) -> Callable[..., str]:
+    return run_lm_job if isinstance(job, LMJob) else run_model_job
 
 
 def score_all(

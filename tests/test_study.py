@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,11 @@ def test_smoke_study_produces_documented_tables(tmp_path):
             run = out / "exp" / lang / model / "seed0"
             assert (run / "model.pt").exists() and (run / "hyps_test.jsonl").exists()
             assert (run / "hyp_surface_test.trn").exists() == (model != "mso")
+            decoded = json.loads((run / "decode_test.json").read_text())
+            # The meaning LM of the language is fused wherever there is a meaning output.
+            lm = out / "lm" / lang / "meaning" / "lm.pt"
+            assert decoded["lms"] == ({} if model == "sso" else {"meaning": str(lm)})
+        assert (out / "lm" / lang / "meaning" / "lm.pt").exists() and not (out / "lm" / lang / "surface").exists()
     with open(out / "tables" / "cer.csv") as f:
         rows = list(csv.DictReader(f))
     assert {"language", "model", "output", "cer", "wer", "reference_cer"} <= set(rows[0])
@@ -57,6 +63,7 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     assert (out / "exp" / "en" / "do" / "seed0" / "model.pt").stat().st_mtime == mtime
     skipped = [ln for ln in lines if "already trained and decoded, skipped" in ln]
     assert len(skipped) == 6 and not any("trained and decoded in" in ln for ln in lines), lines
+    assert sum("lm-meaning: already trained, skipped" in ln for ln in lines) == 2, lines
 
 
 def test_until_corpus_stops_before_training(tmp_path):
