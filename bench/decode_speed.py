@@ -47,6 +47,7 @@ from dualasr.data.manifest import load_manifest
 from dualasr.decode import beam_search, ctc_greedy
 from dualasr.model.asr import build_model
 from dualasr.train.data import build_tokenizers
+from dualasr.train.lm import load_lm
 from dualasr.train.trainer import load_model
 
 
@@ -92,6 +93,8 @@ def main() -> None:
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--batch-size", type=int, help="default: the config's decode.batch_size")
     ap.add_argument("--threads", type=int, help="intra-op threads (default: torch's)")
+    ap.add_argument("--lm", action="append", default=[], metavar="OUTPUT=PATH",
+                    help="also time beam search fused with this LM (dualasr train-lm), weight decode.lm_weight[OUTPUT] or 0.3")  # fmt: skip
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,6 +103,12 @@ def main() -> None:
     batch_size = args.batch_size or dec.batch_size
     fbank = compute_features(args.data, splits=("train", args.split), progress=False)
     model, what = get_model(args, cfg, fbank)
+    if args.lm and not args.model:
+        ap.error("--lm needs --model (the LM must share a trained model's tokens)")
+    lms = {}
+    for pair in args.lm:
+        output, _, path = pair.partition("=")
+        lms[output] = load_lm(path, load_model(args.model, "cpu")[1][output])
     cuts = load_manifest(fbank / f"{args.split}.jsonl.gz", check_audio=False)
     cuts = pick(list(cuts.sort_by_duration(ascending=False)), args.utts)
     batches = [cuts[i : i + batch_size] for i in range(0, len(cuts), batch_size)]
@@ -116,6 +125,15 @@ def main() -> None:
         hyps = beam_search(model, enc, o, args.beam, weight, dec.length_penalty, dec.max_len_ratio)
         return [h.tokens for h in hyps]
 
+    def fused(enc, o):
+        if o not in lms:
+            return None
+        weight = dec.ctc_weight if o in model.ctcs else 0.0
+        hyps = beam_search(model, enc, o, args.beam, weight, dec.length_penalty, dec.max_len_ratio,
+                           lm=lms[o], lm_weight=dec.lm_weight.get(o, 0.3))  # fmt: skip
+        return [h.tokens for h in hyps]
+
+    methods = [("greedy", greedy), ("beam", beam)] + ([("beam+LM", fused)] if lms else [])
     secs: dict[str, float] = defaultdict(float)
     tokens: dict[str, int] = defaultdict(int)
     capped: dict[str, int] = defaultdict(int)  # hypotheses ended by the length cap, not by eos
@@ -128,12 +146,15 @@ def main() -> None:
             times = {"encoder": time.perf_counter() - t}
             # beam_search's max_len (eos included)
             cap = (enc.lens.float() * dec.max_len_ratio).long().clamp_min(1).tolist()
-            for method, search in (("greedy", greedy), ("beam", beam)):
+            for method, search in methods:
                 for o in model.outputs:
                     key = f"{method} {o}"
                     t = time.perf_counter()
                     hyps = search(enc, o)
                     times[key] = time.perf_counter() - t
+                    if hyps is None:  # no LM for this output
+                        del times[key]
+                        continue
                     if k:
                         tokens[key] += sum(len(h) for h in hyps)
                         capped[key] += sum(len(h) + 1 >= m for h, m in zip(hyps, cap, strict=True))
@@ -154,15 +175,23 @@ def main() -> None:
 
     print(f"{'':46} {'wall s':>8} {'RTF':>8} {'tokens/utt':>10} {'at cap':>7}")
     row("encoder (shared by both methods)", secs["encoder"])
-    for method, label in (("greedy", "greedy"), ("beam", f"beam {args.beam}")):
+    labels = {"greedy": "greedy", "beam": f"beam {args.beam}", "beam+LM": f"beam {args.beam} + LM"}
+    for method, _ in methods:
+        label = labels[method]
         for o in model.outputs:
             key = f"{method} {o}"
+            if key not in secs:
+                continue
             if o not in model.ctcs:
                 how = "attention, no CTC head"
             else:
                 how = "CTC best path" if method == "greedy" else f"CTC/attention {dec.ctc_weight}"
+            if method == "beam+LM":
+                how += f", LM {dec.lm_weight.get(o, 0.3)}"
             at_cap = "" if how == "CTC best path" else f"{100 * capped[key] / len(cuts):.0f}%"
             row(f"  {label} {o} ({how})", secs[key], f"{tokens[key] / len(cuts):.1f}", at_cap)
+        if method == "beam+LM":
+            continue  # outputs without an LM were not re-decoded
         total = secs["encoder"] + sum(secs[f"{method} {o}"] for o in model.outputs)
         row(f"{label} total (encoder + {len(model.outputs)} outputs)", total)
 
