@@ -17,6 +17,7 @@ section whose inputs are missing says so in one line.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -215,8 +216,22 @@ def cer_section(study: Path) -> Section:
         for lang, (head, body) in speaker_tables([speaker_row(r) for r in by_speaker]).items():
             s.tables.append(Table(f"{lang}: CER (%) per test speaker", head, [_cells(r) for r in body]))
     s.findings = fnd.cer_findings(rows)
-    s.notes = _notes(study, "tables/cer.md")
+    s.notes = _notes(study, "tables/cer.md") + decoding_notes(study)
     return s
+
+
+def decoding_notes(study: Path) -> list[str]:
+    """One line per distinct decoding set-up of the test sets (``decode_test.json``
+    of every model), naming the LM fusion: the reference study's numbers come
+    without an external LM, so a reader must know whether ours use one."""
+    setups: dict[str, list[str]] = {}
+    for path in sorted(study.glob("exp/*/*/seed*/decode_test.json")):
+        info = json.loads(path.read_text(encoding="utf-8"))
+        fused = {o: w for o, w in sorted(info.get("lm_weight", {}).items()) if o in info.get("lms", {})}
+        lm = ", ".join(f"{o} LM at weight {w:g}" for o, w in fused.items()) or "no language model"
+        setup = f"beam {info['beam']}, CTC weight {info['ctc_weight']:g} (outputs with a CTC head), {lm}"
+        setups.setdefault(setup, []).append("/".join(path.parent.relative_to(study / "exp").parts))
+    return [f"Test decoding of {', '.join(runs)}: {setup}." for setup, runs in setups.items()]
 
 
 def _gap_cell(r: Row) -> Cell:

@@ -4,6 +4,7 @@ inputs, escaping, and the self-contained page."""
 from __future__ import annotations
 
 import base64
+import json
 import csv
 import io
 import math
@@ -276,3 +277,17 @@ def test_nan_cells_do_not_become_findings():
     table = cer_table(14.0, 4.0, math.nan, 3.0)
     (sentence,) = cer_findings(table)
     assert "surface" not in sentence.split(".")[0] and "lowers meaning CER by 1.00" in sentence
+
+
+def test_cer_notes_name_the_decoding_and_its_language_models(study_dir):
+    from dualasr.config import DecodeConfig
+
+    fused = {**DecodeConfig(lm_weight={"meaning": 0.3, "surface": 0.2}).model_dump(), "lms": {"meaning": "lm/en/meaning/lm.pt"}}
+    plain = {**DecodeConfig().model_dump(), "lms": {}}
+    for run, info in (("en/mso/seed0", fused), ("en/do/seed0", fused), ("en/sso/seed0", plain)):
+        (study_dir / "exp" / run).mkdir(parents=True, exist_ok=True)
+        (study_dir / "exp" / run / "decode_test.json").write_text(json.dumps(info))
+    md = build_report(study_dir).markdown.read_text()
+    # The surface weight is set, but no surface LM was given: it is not fused.
+    assert "Test decoding of en/do/seed0, en/mso/seed0: beam 5, CTC weight 0.3 (outputs with a CTC head), meaning LM at weight 0.3." in md
+    assert "Test decoding of en/sso/seed0: beam 5, CTC weight 0.3 (outputs with a CTC head), no language model." in md
