@@ -4,9 +4,9 @@ inputs, escaping, and the self-contained page."""
 from __future__ import annotations
 
 import base64
-import json
 import csv
 import io
+import json
 import math
 import re
 
