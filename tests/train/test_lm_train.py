@@ -74,3 +74,25 @@ def test_decoding_with_the_lm_records_it_and_changes_scores(meaning_lm, referenc
     # The surface output has no LM: identical; the meaning scores carry the LM term.
     assert [r["surface"] for r in a] == [r["surface"] for r in b]
     assert [r["scores"]["meaning"]["score"] for r in a] != [r["scores"]["meaning"]["score"] for r in b]
+
+
+def test_cli_trains_an_lm_and_decodes_with_it(reference, run, tmp_path):
+    from typer.testing import CliRunner
+
+    from dualasr.cli import app
+
+    conf = tmp_path / "conf.yaml"
+    conf.write_text("decode: {beam: 2, lm_weight: {meaning: 0.4}}\nlm: {embed: 16, hidden: 32, epochs: 2}\n")
+    runner = CliRunner()
+    lm_dir = tmp_path / "lm"
+    result = runner.invoke(app, ["train-lm", "--data", str(run.corpus), "--out", str(lm_dir), "--config", str(conf)])
+    assert result.exit_code == 0, result.output
+    assert f"language model: {lm_dir / 'lm.pt'}" in result.output
+    args = ["decode", "--model", str(reference / "model.pt"), "--data", str(run.corpus), "--out", str(tmp_path / "dec"),
+            "--config", str(conf), "--no-progress"]  # fmt: skip
+    result = runner.invoke(app, [*args, "--lm", f"meaning={lm_dir / 'lm.pt'}"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "dec" / "decode_test.json").read_text())
+    assert info["lms"] == {"meaning": str(lm_dir / "lm.pt")} and info["beam"] == 2
+    result = runner.invoke(app, [*args, "--lm", str(lm_dir / "lm.pt")])
+    assert result.exit_code != 0 and "expected OUTPUT=PATH" in result.output
