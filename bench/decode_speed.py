@@ -105,10 +105,11 @@ def main() -> None:
     model, what = get_model(args, cfg, fbank)
     if args.lm and not args.model:
         ap.error("--lm needs --model (the LM must share a trained model's tokens)")
+    tokenizers = load_model(args.model, "cpu")[1] if args.lm else {}
     lms = {}
     for pair in args.lm:
         output, _, path = pair.partition("=")
-        lms[output] = load_lm(path, load_model(args.model, "cpu")[1][output])
+        lms[output] = load_lm(path, tokenizers[output])
     cuts = load_manifest(fbank / f"{args.split}.jsonl.gz", check_audio=False)
     cuts = pick(list(cuts.sort_by_duration(ascending=False)), args.utts)
     batches = [cuts[i : i + batch_size] for i in range(0, len(cuts), batch_size)]

@@ -270,7 +270,7 @@ def _lm_paths(pairs: list[str]) -> dict[str, Path]:
     lms = {}
     for pair in pairs:
         output, sep, path = pair.partition("=")
-        if not sep or output not in ("surface", "meaning") or not path:
+        if not sep or output not in {o.value for o in Output} or not path:
             raise typer.BadParameter(f"--lm {pair!r}: expected OUTPUT=PATH with OUTPUT surface or meaning")
         lms[output] = Path(path)
     return lms

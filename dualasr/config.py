@@ -23,8 +23,7 @@ from pydantic import (
 )
 
 from dualasr.errors import DualasrError
-from dualasr.model.config import PRESETS, ModelConfig
-from dualasr.model.lm import LMConfig
+from dualasr.model.config import PRESETS, LMConfig, ModelConfig
 
 Language = Literal["en", "ko"]
 Split = Literal["train", "dev", "test"]

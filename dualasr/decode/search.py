@@ -339,10 +339,9 @@ def decode_dual(
             weight = ctc_weight.get(o, 0.0)
         else:
             weight = ctc_weight if o in model.ctcs else 0.0
-        lm = (lms or {}).get(o)
         fusion = lm_weight.get(o, 0.0) if isinstance(lm_weight, dict) else lm_weight
         results[o] = beam_search(
             model, enc, o, beam, weight, length_penalty, max_len_ratio, pre_beam_ratio,
-            lm=lm, lm_weight=fusion if lm is not None else 0.0,
+            lm=(lms or {}).get(o), lm_weight=fusion,
         )  # fmt: skip
     return results

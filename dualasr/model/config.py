@@ -166,3 +166,15 @@ def preset(name: str, mode: Mode = "do", **overrides) -> ModelConfig:
         else:
             fields[key] = value
     return ModelConfig(mode=mode, **fields)
+
+
+class LMConfig(_Strict):
+    """Size and training of the per-output language models (``lm`` section)."""
+
+    embed: int = Field(128, ge=1)
+    hidden: int = Field(256, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(64, ge=1)  # sentences per step

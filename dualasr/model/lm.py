@@ -19,24 +19,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-IGNORE_ID = -1
-
-
-class LMConfig(BaseModel):
-    """Size and training of the per-output language models (``lm`` section)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    embed: int = Field(128, ge=1)
-    hidden: int = Field(256, ge=1)
-    layers: int = Field(1, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    batch_size: int = Field(64, ge=1)  # sentences per step
+from .asr import IGNORE_ID, add_sos_eos
+from .config import LMConfig
 
 
 @dataclass
@@ -67,11 +53,7 @@ class TokenLM(nn.Module):
         """``ys`` ``(batch, L)`` ids padded with -1, ``lens`` ``(batch,)`` ->
         summed negative log-likelihood over tokens (eos included) / tokens,
         and ``{"loss", "ppl", "tokens"}``."""
-        b, n = ys.shape
-        valid = torch.arange(n, device=ys.device)[None] < lens[:, None]
-        ys_in = torch.cat([ys.new_full((b, 1), self.sos_eos), ys.masked_fill(~valid, self.sos_eos)], dim=1)
-        ys_out = torch.cat([ys.masked_fill(~valid, IGNORE_ID), ys.new_full((b, 1), IGNORE_ID)], dim=1)
-        ys_out[torch.arange(b, device=ys.device), lens] = self.sos_eos
+        ys_in, ys_out = add_sos_eos(ys, lens, self.sos_eos)
         h, _ = self.lstm(self.drop(self.embed(ys_in)))
         logits = self.out(self.drop(h))
         tokens = int((lens + 1).sum())

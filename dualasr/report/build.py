@@ -47,6 +47,7 @@ from dualasr.report.reference import (
 )
 from dualasr.score.errors import OUTPUTS, fmt_rate, mean_std, model_order
 from dualasr.score.speakers import SPEAKER_COLUMNS, speaker_row, speaker_tables
+from dualasr.score.study import discover_hypotheses
 from dualasr.text.divergence import ED_BIN_LABELS
 
 MAX_ROWS = 200  # rows of a generic table (entanglement) shown; the CSV has them all
@@ -225,7 +226,10 @@ def decoding_notes(study: Path) -> list[str]:
     of every model), naming the LM fusion: the reference study's numbers come
     without an external LM, so a reader must know whether ours use one."""
     setups: dict[str, list[str]] = {}
-    for path in sorted(study.glob("exp/*/*/seed*/decode_test.json")):
+    runs = discover_hypotheses(study / "exp") if (study / "exp").is_dir() else []
+    for path in (h.path.parent / "decode_test.json" for h in runs):
+        if not path.is_file():  # decoded before dualasr recorded its settings
+            continue
         info = json.loads(path.read_text(encoding="utf-8"))
         fused = {o: w for o, w in sorted(info.get("lm_weight", {}).items()) if o in info.get("lms", {})}
         lm = ", ".join(f"{o} LM at weight {w:g}" for o, w in fused.items()) or "no language model"

@@ -28,11 +28,10 @@ import torch
 from dualasr.atomic import atomic_write_text
 from dualasr.config import TextConfig
 from dualasr.data.manifest import load_manifest
-from dualasr.errors import DualasrError
 from dualasr.model.lm import LMConfig, TokenLM
 from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import build_tokenizers, pad_ids, target_text
-from dualasr.train.trainer import save_atomic, seed_everything
+from dualasr.train.trainer import CheckpointError, load_checkpoint, save_atomic, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,7 @@ log = logging.getLogger(__name__)
 LM_FILE = "lm.pt"
 
 
-def _encoded(manifest: Path, output: str, tok: Tokenizer) -> list[list[int]]:
-    cuts = load_manifest(manifest, check_audio=False)
+def _encoded(cuts, output: str, tok: Tokenizer) -> list[list[int]]:
     return [tok.encode(target_text(c, output, tok.unit)) for c in cuts]
 
 
@@ -86,8 +84,8 @@ def train_lm(
     out_dir.mkdir(parents=True, exist_ok=True)
     train_cuts = load_manifest(train_manifest, check_audio=False)
     tok = build_tokenizers(train_cuts, (output,), text, out_dir)[output]
-    train_seqs = [tok.encode(target_text(c, output, tok.unit)) for c in train_cuts]
-    dev_seqs = _encoded(dev_manifest, output, tok)
+    train_seqs = _encoded(train_cuts, output, tok)
+    dev_seqs = _encoded(load_manifest(dev_manifest, check_audio=False), output, tok)
     lm = TokenLM(len(tok), cfg)
     opt = torch.optim.Adam(lm.parameters(), lr=cfg.lr)
     rows, history, best, best_state = ["epoch,train_ppl,dev_ppl,seconds"], [], math.inf, None
@@ -114,13 +112,13 @@ def train_lm(
     return final
 
 
-class LMError(DualasrError):
-    """A language model that cannot be used with a given ASR model."""
+class LMError(CheckpointError):
+    """A language model that cannot be used (corrupt, or not for this ASR model's tokens)."""
 
 
 def load_lm(path: str | Path, tokenizer: Tokenizer, device: torch.device | str = "cpu") -> TokenLM:
     """The LM at ``path``, in eval mode, checked to use ``tokenizer``'s ids."""
-    ckpt = load_checkpoint_lm(path)
+    ckpt = load_checkpoint(path, required=("model", "lm_config", "tokenizer", "output"), error=LMError)
     lm_tok = Tokenizer.from_dict(ckpt["tokenizer"])
     if lm_tok.tokens != tokenizer.tokens or lm_tok.unit != tokenizer.unit:
         raise LMError(
@@ -131,14 +129,3 @@ def load_lm(path: str | Path, tokenizer: Tokenizer, device: torch.device | str =
     lm = TokenLM(len(lm_tok), LMConfig.model_validate(ckpt["lm_config"]))
     lm.load_state_dict(ckpt["model"])
     return lm.to(device).eval()
-
-
-def load_checkpoint_lm(path: str | Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise LMError(f"{path}: corrupt or unreadable language model ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or not {"model", "lm_config", "tokenizer", "output"} <= set(ckpt):
-        raise LMError(f"{path}: not a dualasr language model (no model / lm_config / tokenizer / output)")
-    return ckpt
-

@@ -168,13 +168,17 @@ def save_atomic(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
+def load_checkpoint(
+    path: Path, map_location="cpu", required: tuple[str, ...] = ("model", "model_config"),
+    error: type[CheckpointError] = CheckpointError,
+) -> dict:  # fmt: skip
+    """A saved dict with the ``required`` keys; else ``error`` naming the file."""
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # truncated zip, pickle errors, ...
-        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise CheckpointError(f"{path}: not a dualasr checkpoint (no model / model_config)")
+        raise error(f"{path}: corrupt or unreadable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or not set(required) <= set(ckpt):
+        raise error(f"{path}: not a dualasr checkpoint (no {' / '.join(required)})")
     return ckpt
 
 

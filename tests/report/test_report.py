@@ -287,6 +287,7 @@ def test_cer_notes_name_the_decoding_and_its_language_models(study_dir):
     for run, info in (("en/mso/seed0", fused), ("en/do/seed0", fused), ("en/sso/seed0", plain)):
         (study_dir / "exp" / run).mkdir(parents=True, exist_ok=True)
         (study_dir / "exp" / run / "decode_test.json").write_text(json.dumps(info))
+        (study_dir / "exp" / run / "hyps_test.jsonl").write_text("")  # decode writes both
     md = build_report(study_dir).markdown.read_text()
     # The surface weight is set, but no surface LM was given: it is not fused.
     assert "Test decoding of en/do/seed0, en/mso/seed0: beam 5, CTC weight 0.3 (outputs with a CTC head), meaning LM at weight 0.3." in md
