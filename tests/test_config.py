@@ -47,3 +47,32 @@ def test_bad_config_names_file_and_key(tmp_path, text, message):
 def test_missing_config(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", r"bad.yaml: config file is empty \(write \{\} to use every default\)"),
+        (b"# only a comment\n", r"bad.yaml: config file is empty"),
+        (b"seed: 1\nsynth:\n  languages: [en]\n  languages: [ko]\n", r"bad.yaml:4: invalid YAML: duplicate key 'languages'"),
+        (b"seed: 1\nseed: 2\n", r"bad.yaml:2: invalid YAML: duplicate key 'seed'"),
+        (b"seed: 1\n# caf\xe9\n", r"bad.yaml:2: not UTF-8 text \(byte 0xe9\)"),
+    ],
+)
+def test_unusable_config_file_names_file_and_line(tmp_path, data, message):
+    (tmp_path / "bad.yaml").write_bytes(data)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_explicit_empty_mapping_and_yaml_merge_still_load(tmp_path):
+    (tmp_path / "c.yaml").write_text("{}\n")
+    assert load_config(tmp_path / "c.yaml").train.epochs == 30  # `{}` asks for the defaults
+    # A merge key may repeat a key on purpose: the explicit one wins, no error.
+    (tmp_path / "c.yaml").write_text("train:\n  <<: {epochs: 3, lr: 0.5}\n  epochs: 4\n")
+    assert load_config(tmp_path / "c.yaml").train.epochs == 4
+
+
+def test_config_directory_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot read config \(Is a directory\)"):
+        load_config(tmp_path)
