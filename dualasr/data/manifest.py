@@ -23,19 +23,26 @@ import csv
 import gzip
 import io
 import json
+import math
 import os
+import struct
+import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
+from lhotse.augmentation import AudioTransform
 from lhotse.serialization import deserialize_item
+from lhotse.utils import fastcopy
 
 from dualasr.atomic import atomic_path, atomic_write_text
 from dualasr.errors import DualasrError
 from dualasr.text.divergence import divergence
-from dualasr.text.normalize import LANGUAGES
+from dualasr.text.normalize import LANGUAGES, normalize
 
 SPLITS = ("train", "dev", "test")
 # Columns of the plain JSONL / CSV exchange format, in order.
@@ -92,13 +99,82 @@ def utterance_problems(utt: Utterance) -> list[str]:
         problems.append(f"bad utterance id {utt.id!r} (empty or contains whitespace)")
     if utt.language not in LANGUAGES:
         problems.append(f"unknown language {utt.language!r} (expected one of {', '.join(LANGUAGES)})")
-    if not utt.surface.strip():
-        problems.append("empty surface transcript")
-    if not utt.meaning.strip():
-        problems.append("empty meaning transcript")
+    for side in ("surface", "meaning"):
+        text = getattr(utt, side)
+        if not text.strip():
+            problems.append(f"empty {side} transcript")
+        elif utt.language in LANGUAGES and not normalize(text, utt.language):
+            # The tokenizers see the normalised text: an empty one would train
+            # and score on nothing.
+            problems.append(f"{side} transcript {text!r} is empty once normalised as {utt.language!r}")
     if not utt.speaker:
         problems.append("empty speaker")
+    if not (math.isfinite(utt.offset) and utt.offset >= 0):
+        problems.append(f"offset must be a finite number of seconds >= 0, got {utt.offset}")
+    if utt.duration is not None and not (math.isfinite(utt.duration) and utt.duration > 0):
+        problems.append(f"duration must be a finite number of seconds > 0, got {utt.duration}")
     return problems
+
+
+@dataclass
+class DownmixMono(AudioTransform):
+    """Average all channels of a recording into one: ``(channels, samples)`` ->
+    ``(1, samples)``. Lhotse registers every ``AudioTransform`` subclass by name,
+    so a manifest naming this transform loads wherever dualasr is imported."""
+
+    def __call__(self, samples: np.ndarray, sampling_rate: int) -> np.ndarray:
+        return samples.mean(axis=0, keepdims=True, dtype=np.float32) if samples.ndim == 2 else samples
+
+    def reverse_timestamps(self, offset, duration, sampling_rate):
+        return offset, duration
+
+
+def _downmixed(rec: Recording) -> Recording:
+    """``rec`` heard as one channel, the mean of all of its channels.
+
+    Lhotse reads a MonoCut's one channel only (channel 0 of a stereo file, which
+    can be silent), and its own downmix (``MultiCut.to_mono(mono_downmix=True)``)
+    embeds the mixed audio in the manifest. Instead the file source is declared as
+    the recording's single channel 0: Lhotse then drops no file channel (it
+    removes channels by their position in the source's list) and
+    :class:`DownmixMono`, the first transform, averages them before resampling.
+    """
+    if rec.num_channels == 1:
+        return rec
+    if len(rec.sources) != 1:
+        raise ManifestError(f"recording {rec.id}: multichannel audio from several sources is not supported")
+    return fastcopy(
+        rec,
+        sources=[fastcopy(rec.sources[0], channels=[0])],
+        channel_ids=[0],
+        transforms=[DownmixMono().to_dict(), *(rec.transforms or [])],
+    )
+
+
+def _wav_shortfall(path: str) -> tuple[int, int] | None:
+    """``(bytes promised, bytes present)`` of a WAV file's ``data`` chunk when the
+    file holds fewer bytes than its header promises, else None.
+
+    libsndfile (soundfile, Lhotse) silently reports the frames present, so a
+    truncated WAV reads as shorter audio; only its free-text log notes the
+    mismatch. The RIFF chunk sizes are read with ``struct`` instead: Python's
+    ``wave`` does the same walk but refuses float and extensible (multichannel)
+    WAVs. Streamed WAVs whose writer did not know the length (size 0 or
+    0xFFFFFFFF) are left to libsndfile."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, csize = struct.unpack("<4sI", chunk)
+            if cid == b"data":
+                present = size - f.tell()
+                return (csize, present) if present < csize < 0xFFFFFFFF else None
+            f.seek(csize + (csize & 1), os.SEEK_CUR)
 
 
 def to_cut(utt: Utterance) -> MonoCut:
@@ -110,8 +186,15 @@ def to_cut(utt: Utterance) -> MonoCut:
     if rec is None:
         try:
             rec = Recording.from_file(utt.audio, recording_id=utt.id)
+            shortfall = _wav_shortfall(utt.audio)
         except Exception as e:  # soundfile/lhotse raise several types for one cause
             raise ManifestError(f"{utt.audio}: missing or unreadable audio ({_short(e)})") from None
+        if shortfall:
+            raise ManifestError(
+                f"{utt.audio}: truncated WAV: its header promises {shortfall[0]} bytes of audio, "
+                f"the file holds {shortfall[1]}"
+            )
+    rec = _downmixed(rec)
     duration = utt.duration if utt.duration is not None else rec.duration - utt.offset
     if utt.offset < 0 or duration <= 0 or utt.offset + duration > rec.duration + 1e-3:
         raise ManifestError(
@@ -196,6 +279,31 @@ def _open_text(path: Path, mode: str = "rt"):
     return open(path, mode, encoding="utf-8")
 
 
+def _text_lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file (gzipped when named ``.gz``).
+
+    Lines are decoded one by one so that bad bytes are reported with their line
+    (a text-mode file fails somewhere in a block); a leading byte-order mark, as
+    spreadsheets write it, is dropped. ``what`` names the expected input in errors.
+    """
+    if path.is_dir():
+        raise ManifestError(f"{path}: is a directory; expected {what}")
+    if not path.is_file():
+        raise ManifestError(f"{path}: not found; expected {what}")
+    lineno = 0
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    raise ManifestError(
+                        f"{path}:{lineno}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})"
+                    ) from None
+    except (OSError, EOFError, zlib.error) as e:  # gzip reports truncation as EOFError
+        raise ManifestError(f"{path}: cannot read after line {lineno} ({_short(e)})") from None
+
+
 def _short(e: Exception) -> str:
     return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
 
@@ -215,6 +323,8 @@ def _cut_problems(cut, check_audio: bool) -> list[str]:
         speaker=sup.speaker or "",
         surface=str(custom.get("surface") or ""),
         meaning=str(custom.get("meaning") or ""),
+        offset=cut.start,
+        duration=cut.duration,
     )
     problems = utterance_problems(utt)
     if check_audio and cut.recording is not None:
@@ -278,19 +388,105 @@ def load_manifest(
     return CutSet.from_cuts(cuts.values())
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Report a failed write (read-only or full disk, a directory in the way) as
+    a ManifestError naming ``path``. FileExistsError passes: it already says
+    what to do (``--overwrite``)."""
+    try:
+        yield
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot write ({e.strerror or _short(e)})") from None
+
+
+def check_manifest_name(path: str | Path) -> None:
+    """Refuse a manifest name Lhotse would not read back as JSONL (it picks the
+    format, and gzip, from the suffixes)."""
+    if not Path(path).name.endswith((".jsonl", ".jsonl.gz")):
+        raise ManifestError(f"{path}: a manifest name must end in .jsonl or .jsonl.gz")
+
+
 def write_manifest(cuts: CutSet, path: str | Path, overwrite: bool = False) -> Path:
     """Write ``cuts`` atomically as JSONL (gzipped when the name ends in ``.gz``)."""
     path = Path(path)
+    check_manifest_name(path)
     # Keep the real suffixes on the temporary name: Lhotse picks gzip from them.
-    with atomic_path(path, overwrite, suffix="".join(path.suffixes)) as tmp:
+    with _writing(path), atomic_path(path, overwrite, suffix="".join(path.suffixes)) as tmp:
         cuts.to_file(tmp)
     return path
 
 
-def write_skipped(skipped: list[Skipped], path: str | Path) -> None:
-    """Write the skipped items as TSV ``id<TAB>source<TAB>reason`` (atomic, overwrites)."""
+def write_skipped(skipped: list[Skipped], path: str | Path, overwrite: bool = True) -> None:
+    """Write the skipped items as TSV ``id<TAB>source<TAB>reason`` (atomic)."""
     lines = ["id\tsource\treason"] + [f"{s.id}\t{s.source}\t{s.reason}" for s in skipped]
-    atomic_write_text(path, "\n".join(lines) + "\n", overwrite=True)
+    with _writing(Path(path)):
+        atomic_write_text(path, "\n".join(lines) + "\n", overwrite=overwrite)
+
+
+def skipped_path_for(manifest: str | Path) -> Path:
+    """Where the items skipped while writing ``manifest`` are listed by default:
+    ``cuts_train.jsonl.gz`` -> ``cuts_train.skipped.tsv`` beside it."""
+    manifest = Path(manifest)
+    return manifest.with_name(manifest.name.split(".")[0] + ".skipped.tsv")
+
+
+@dataclass
+class ImportReport:
+    output: Path
+    utterances: int
+    skipped: list[Skipped]
+    skipped_path: Path | None  # where ``skipped`` is listed (None: nothing skipped, no list asked for)
+
+
+def import_manifest(
+    items: Iterable[tuple[str, Utterance]],
+    output: str | Path,
+    source: str | Path,
+    skip_invalid: bool = False,
+    skipped_path: str | Path | None = None,
+    overwrite: bool = False,
+) -> ImportReport:
+    """Validate ``items`` (read from ``source``) and write them as the manifest ``output``.
+
+    Every output is checked before the input is read, and nothing is written
+    when the import fails. The skipped list (``skipped_path``, by default
+    :func:`skipped_path_for` ``output``) describes this import: written when
+    items were skipped or when a path was asked for; a default one left by an
+    earlier import is removed when nothing was skipped. An import that leaves no
+    usable utterance is an error (with the skipped list written, for the reasons).
+    """
+    output = Path(output)
+    check_manifest_name(output)
+    where = Path(skipped_path) if skipped_path is not None else skipped_path_for(output)
+    if where.resolve() == output.resolve():
+        raise ManifestError(f"{where}: the skipped list cannot be the output manifest")
+    asked = [output] + ([where] if skipped_path is not None else [])
+    for target in asked:
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target}: exists; refusing to overwrite (pass overwrite=True / --overwrite)")
+    skipped: list[Skipped] = []
+    cuts = cuts_from_utterances(items, skip_invalid=skip_invalid, skipped=skipped)
+    if skipped or skipped_path is not None:
+        write_skipped(skipped, where)
+    if not len(cuts):
+        if skipped:
+            raise ManifestError(
+                f"{source}: no usable utterance: all {len(skipped)} item(s) were skipped "
+                f"(reasons in {where}); {output} not written"
+            )
+        raise ManifestError(f"{source}: no utterances to import; {output} not written")
+    try:
+        write_manifest(cuts, output, overwrite=overwrite)
+    except BaseException:
+        if skipped or skipped_path is not None:
+            where.unlink(missing_ok=True)  # it would describe an import that did not happen
+        raise
+    if not skipped and skipped_path is None:
+        where.unlink(missing_ok=True)  # left by an earlier import of this manifest
+    listed = where if skipped or skipped_path is not None else None
+    return ImportReport(output, len(cuts), skipped, listed)
 
 
 # --------------------------------------------------------------- import / export
@@ -333,46 +529,45 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[str, Utterance]]:
     """Utterances of a plain JSONL file: one object per line with :data:`COLUMNS`
     (relative audio paths are relative to the file's directory)."""
     path = Path(path)
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            source = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{source}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ManifestError(f"{source}: expected a JSON object")
-            yield source, _row_to_utterance(row, path.parent, source)
+    for lineno, line in _text_lines(path, "a JSONL file"):
+        if not line.strip():
+            continue
+        source = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{source}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise ManifestError(f"{source}: expected a JSON object")
+        yield source, _row_to_utterance(row, path.parent, source)
 
 
 def read_csv(path: str | Path) -> Iterator[tuple[str, Utterance]]:
     """Utterances of a CSV file with a header row naming :data:`COLUMNS`
     (phones space-separated)."""
     path = Path(path)
-    with _open_text(path) as f:
-        reader = csv.DictReader(f)
-        for row in reader:
-            yield f"{path}:{reader.line_num}", _row_to_utterance(row, path.parent, f"{path}:{reader.line_num}")
+    # csv reads any iterable of lines, including quoted fields spanning lines.
+    reader = csv.DictReader(line for _, line in _text_lines(path, "a CSV file"))
+    for row in reader:
+        source = f"{path}:{reader.line_num}"
+        yield source, _row_to_utterance(row, path.parent, source)
 
 
 def _read_kaldi_map(path: Path, required: bool = True) -> dict[str, tuple[str, int]]:
     """``utt-id rest-of-line`` -> (rest, line number)."""
-    if not path.is_file():
+    if not path.exists():
         if required:
             raise ManifestError(f"{path}: missing (a Kaldi data directory needs it)")
         return {}
     out: dict[str, tuple[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            key, _, rest = line.partition(" ") if " " in line else line.partition("\t")
-            if key in out:
-                raise ManifestError(f"{path}:{lineno}: duplicate id {key!r}")
-            out[key] = (rest.strip(), lineno)
+    for lineno, line in _text_lines(path, "a Kaldi text file"):
+        # Kaldi separates the id from the rest by any run of spaces or tabs.
+        parts = line.split(maxsplit=1)
+        if not parts:
+            continue
+        if parts[0] in out:
+            raise ManifestError(f"{path}:{lineno}: duplicate id {parts[0]!r}")
+        out[parts[0]] = (parts[1].strip() if len(parts) > 1 else "", lineno)
     return out
 
 
@@ -385,6 +580,9 @@ def read_kaldi(data_dir: str | Path, language: str | None = None) -> Iterator[tu
     for every utterance), ``utt2l1``.
     """
     d = Path(data_dir)
+    if not d.is_dir():
+        state = "is a file" if d.exists() else "not found"
+        raise ManifestError(f"{d}: {state}; expected a Kaldi data directory")
     wav = _read_kaldi_map(d / "wav.scp")
     surface = _read_kaldi_map(d / "text.surface")
     meaning = _read_kaldi_map(d / "text.meaning")
@@ -456,7 +654,8 @@ def cut_to_row(cut) -> dict:
 
 def export_jsonl(cuts: CutSet, path: str | Path, overwrite: bool = False) -> None:
     lines = [json.dumps(cut_to_row(c), ensure_ascii=False) for c in cuts]
-    atomic_write_text(path, "\n".join(lines) + "\n", overwrite)
+    with _writing(Path(path)):
+        atomic_write_text(path, "\n".join(lines) + "\n", overwrite)
 
 
 def export_csv(cuts: CutSet, path: str | Path, overwrite: bool = False) -> None:
@@ -468,7 +667,12 @@ def export_csv(cuts: CutSet, path: str | Path, overwrite: bool = False) -> None:
         for key in ("surface_phones", "canonical_phones"):
             row[key] = " ".join(row[key]) if row[key] else ""
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue(), overwrite)
+    with _writing(Path(path)):
+        atomic_write_text(path, buf.getvalue(), overwrite)
+
+
+# Every file :func:`read_kaldi` reads (and :func:`export_kaldi` writes).
+KALDI_FILES = ("wav.scp", "text.surface", "text.meaning", "utt2spk", "utt2lang", "segments", "utt2l1")
 
 
 def export_kaldi(cuts: CutSet, data_dir: str | Path, overwrite: bool = False) -> None:
@@ -494,5 +698,17 @@ def export_kaldi(cuts: CutSet, data_dir: str | Path, overwrite: bool = False) ->
     l1 = [f"{r['id']} {r['l1']}" for r in rows if r["l1"]]
     if l1:
         files["utt2l1"] = l1
+    # Every target is checked before any is written, so a refusal leaves no
+    # half-exported directory behind.
+    if d.exists() and not d.is_dir():
+        raise ManifestError(f"{d}: is a file; expected a directory for the Kaldi data files")
+    existing = [name for name in KALDI_FILES if (d / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{d}: holds {', '.join(existing)}; refusing to overwrite (pass --overwrite)")
     for name, lines in files.items():
-        atomic_write_text(d / name, "\n".join(lines) + "\n", overwrite)
+        with _writing(d / name):
+            atomic_write_text(d / name, "\n".join(lines) + "\n", overwrite)
+    for name in set(existing) - set(files):
+        # An optional file of the earlier export (segments, utt2l1) would be
+        # read back with the new ones.
+        (d / name).unlink()
