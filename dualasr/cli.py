@@ -104,8 +104,10 @@ def import_(
     output: Annotated[Path, typer.Argument(help="Manifest to write, e.g. data/cuts_train.jsonl.gz.")],
     language: Annotated[str | None, typer.Option(help="Language of a Kaldi dir without utt2lang.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip bad items instead of stopping.")] = False,
-    skipped: Annotated[Path | None, typer.Option(help="Where to list skipped items.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing manifest.")] = False,
+    skipped: Annotated[
+        Path | None, typer.Option(help="Where to list skipped items (default: <output name>.skipped.tsv beside it).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing manifest (and --skipped file).")] = False,
 ):
     """Import a plain JSONL/CSV file or a Kaldi data directory as a validated manifest."""
     from dualasr.data import manifest as m
@@ -115,14 +117,12 @@ def import_(
         Format.csv: lambda: m.read_csv(source),
         Format.kaldi: lambda: m.read_kaldi(source, language),
     }[fmt]()
-    skips: list[m.Skipped] = []
-    cuts = m.cuts_from_utterances(items, skip_invalid=skip_invalid, skipped=skips)
-    m.write_manifest(cuts, output, overwrite=overwrite)
-    typer.echo(f"wrote {len(cuts)} utterances to {output}")
-    if skips:
-        where = skipped or output.with_name(output.name.split(".")[0] + ".skipped.tsv")
-        m.write_skipped(skips, where)
-        typer.echo(f"skipped {len(skips)} invalid item(s); reasons in {where}", err=True)
+    report = m.import_manifest(
+        items, output, source, skip_invalid=skip_invalid, skipped_path=skipped, overwrite=overwrite
+    )
+    typer.echo(f"wrote {report.utterances} utterances to {output}")
+    if report.skipped:
+        typer.echo(f"skipped {len(report.skipped)} invalid item(s); reasons in {report.skipped_path}", err=True)
 
 
 @app.command()
