@@ -14,7 +14,8 @@ validates every line (unreadable audio, empty transcripts, duplicate ids,
 unknown languages): an error names the file and line, or, with
 ``skip_invalid``, the line is skipped and recorded with its reason so nothing
 is lost silently. Writes are atomic and never overwrite an existing file unless
-asked to.
+asked to. Multichannel audio is heard as the mean of its channels
+(:class:`DownmixMono`), so speech on any channel reaches features and models.
 """
 
 from __future__ import annotations
