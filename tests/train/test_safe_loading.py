@@ -87,10 +87,10 @@ def test_decode_model_refuses_a_malicious_file(tmp_path, reference, run, kind):
     bad = malicious(tmp_path / "model.pt", kind, reference / "model.pt", marker)
     r = runner.invoke(app, ["decode", "--model", str(bad), "--data", str(run.corpus),
                             "--out", str(tmp_path / "dec"), "--no-progress"])  # fmt: skip
+    assert not marker.exists()
     assert r.exit_code == 2, r.output
     assert f"error: {refusal(bad, kind)}" in r.output
     assert "Traceback" not in r.output
-    assert not marker.exists()
     assert not (tmp_path / "dec" / "hyps_test.jsonl").exists()
 
 
@@ -103,9 +103,9 @@ def test_decode_lm_refuses_a_malicious_file(tmp_path, reference, run, meaning_lm
     args = ["decode", "--model", str(reference / "model.pt"), "--data", str(run.corpus),
             "--config", str(conf), "--no-progress"]  # fmt: skip
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "bad"), "--lm", f"meaning={bad}"])
+    assert not marker.exists()
     assert r.exit_code == 2, r.output
     assert f"error: {refusal(bad, kind)}" in r.output
-    assert not marker.exists()
     # The same command with the intact LM decodes.
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "good"), "--lm", f"meaning={meaning_lm}"])
     assert r.exit_code == 0, r.output
@@ -120,9 +120,9 @@ def test_resume_refuses_a_malicious_last_pt(tmp_path, run, stopped, kind):
     malicious(last, kind, stopped / "checkpoints" / "last.pt", marker)
     r = runner.invoke(app, ["train", "--data", str(run.corpus), "--out", str(out), "--config", str(run.yaml),
                             "--model", "do", "--no-progress"])  # fmt: skip
+    assert not marker.exists()
     assert r.exit_code == 2, r.output
     assert f"error: {refusal(last, kind)}" in r.output
-    assert not marker.exists()
     assert not (out / "model.pt").exists()
 
 
@@ -137,9 +137,10 @@ def test_averaging_refuses_a_malicious_epoch_checkpoint(tmp_path, run, reference
     assert len(epochs) == 2  # average_best: 2
     marker = tmp_path / "MARKER"
     malicious(epochs[0], kind, reference / "checkpoints" / epochs[0].name, marker)
-    with pytest.raises(CheckpointError, match=f"^{re.escape(refusal(epochs[0], kind))}"):
+    with pytest.raises(CheckpointError) as e:
         run(out)
     assert not marker.exists()
+    assert str(e.value).startswith(refusal(epochs[0], kind))
     assert not (out / "model.pt").exists()
 
 
@@ -149,13 +150,16 @@ def test_load_model_and_load_lm_refuse_a_malicious_file(tmp_path, reference, mea
     decode reads an LM."""
     marker = tmp_path / "MARKER"
     bad = malicious(tmp_path / "model.pt", kind, reference / "model.pt", marker)
-    with pytest.raises(CheckpointError, match=f"^{re.escape(refusal(bad, kind))}"):
+    with pytest.raises(CheckpointError) as e:
         load_model(bad)
+    assert not marker.exists()
+    assert str(e.value).startswith(refusal(bad, kind))
     _, tokenizers = load_model(reference / "model.pt")
     bad_lm = malicious(tmp_path / "lm.pt", kind, meaning_lm, marker)
-    with pytest.raises(LMError, match=f"^{re.escape(refusal(bad_lm, kind))}"):
+    with pytest.raises(LMError) as e:
         load_lm(bad_lm, tokenizers["meaning"])
     assert not marker.exists()
+    assert str(e.value).startswith(refusal(bad_lm, kind))
 
 
 # ------------------------------------------------------------------ checksums
