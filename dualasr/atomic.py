@@ -1,6 +1,10 @@
-"""Atomic file writes: a crash or a kill leaves the old file or the new one,
-never half of one. Every writer of results (manifests, tables, figures,
-vocabularies, checkpoints) goes through :func:`atomic_path`."""
+"""Atomic file writes: a crash, a kill or a power cut leaves the old file or the
+new one, never half of one. Every writer of results (manifests, tables, figures,
+vocabularies, checkpoints) goes through :func:`atomic_path`.
+
+The temporary file of a target ``<dir>/<name>`` is ``<dir>/.<name>.<random><suffix>``;
+a killed writer leaves it behind, and :func:`remove_stale_temporaries` deletes it.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +36,35 @@ def atomic_path(path: str | Path, overwrite: bool = True, suffix: str = ".tmp") 
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)
+        # The data must be on disk before the rename is: otherwise a power cut can
+        # leave the new name pointing at an empty or partial file.
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    # The rename lives in the directory: until the directory is synced a power
+    # cut may undo it (the old file then remains, which is still whole).
+    _fsync(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file or, on POSIX, a directory) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: str | Path, target: str = "*", suffix: str = ".tmp") -> list[Path]:
+    """Delete the temporary files that writers of ``directory/<target>`` (a glob
+    pattern) killed inside :func:`atomic_path` left behind; returns them. Call it
+    only while no other process writes to ``directory``."""
+    stale = sorted(Path(directory).glob(f".{target}.*{suffix}"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_text(path: str | Path, text: str, overwrite: bool = False) -> None:

@@ -27,7 +27,7 @@ CONFIG = {
 
 
 def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def test_jobs_cover_every_model_longest_first(tmp_path, tiny_corpus):

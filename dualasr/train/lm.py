@@ -10,7 +10,7 @@ perplexity is measured and the best epoch's weights are kept.
 Output directory::
 
     tokens_<output>.json   the tokenizer
-    lm.pt                  {"model", "lm_config", "output", "tokenizer", "history"}
+    lm.pt                  {"model", "lm_config", "output", "tokenizer", "history", "checksum"}
     metrics.csv            epoch, train and dev perplexity, seconds
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from dualasr.atomic import atomic_write_text
+from dualasr.atomic import atomic_write_text, remove_stale_temporaries
 from dualasr.config import TextConfig
 from dualasr.data.manifest import load_manifest
 from dualasr.model.lm import LMConfig, TokenLM
@@ -82,6 +82,8 @@ def train_lm(
     cfg, text = cfg or LMConfig(), text or TextConfig()
     seed_everything(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for p in remove_stale_temporaries(out_dir, LM_FILE):  # left by a process killed while saving
+        log.info("removed %s, the temporary file of an interrupted write", p)
     train_cuts = load_manifest(train_manifest, check_audio=False)
     tok = build_tokenizers(train_cuts, (output,), text, out_dir)[output]
     train_seqs = _encoded(train_cuts, output, tok)

@@ -16,7 +16,11 @@
 - Exact resume: a checkpoint holds model, optimizer, scheduler, scaler, the
   epoch and every RNG state; the sampler's order is a function of (seed, epoch),
   so a run killed during epoch ``e`` restarts epoch ``e`` from the checkpoint of
-  ``e - 1`` and reproduces the uninterrupted run's losses.
+  ``e - 1`` and reproduces the uninterrupted run's losses. Temporary files a
+  killed checkpoint write left behind are deleted when the run restarts.
+- Safe checkpoints: files hold tensors and plain data only (loaded with
+  ``torch.load(weights_only=True)``, so loading one runs no code) and a SHA-256
+  checksum of their tensors, verified on every load.
 - Metrics: ``metrics.csv`` (one row per ``log_every`` steps and per validation).
 
 Output directory::
@@ -30,12 +34,16 @@ Output directory::
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
 import os
+import pickle
 import random
+import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +53,7 @@ import torch.distributed as dist
 from lhotse import CutSet
 from tqdm import tqdm
 
-from dualasr.atomic import atomic_path, atomic_write_text
+from dualasr.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from dualasr.config import TextConfig, TrainConfig
 from dualasr.data.manifest import load_manifest
 from dualasr.errors import DualasrError
@@ -119,15 +127,23 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state as tensors and plain data (what ``weights_only`` loading
+    accepts): numpy's ``(name, keys, pos, has_gauss, gauss)`` tuple becomes a
+    dict with the uint32 keys as an int64 tensor."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy = {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+             "has_gauss": has_gauss, "gauss": gauss}  # fmt: skip
+    state = {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -162,23 +178,73 @@ def count_steps(sampler, epochs: int, accum_grad: int) -> int:
 # ------------------------------------------------------------------ checkpoints
 
 
-def save_atomic(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file then rename: a kill never leaves half a checkpoint."""
+def state_checksum(obj) -> str:
+    """``"sha256:<hex>"`` over every tensor in ``obj`` (nested dicts, lists and
+    tuples; other values are skipped). Each tensor contributes its key path
+    (``repr`` of the keys and indices joined by ``/``), dtype, shape and bytes,
+    in the order of the sorted key paths, so the result does not depend on
+    dict order nor on the device the tensors are on."""
+    tensors: list[tuple[str, torch.Tensor]] = []
+
+    def walk(x, where: str) -> None:
+        if isinstance(x, torch.Tensor):
+            tensors.append((where, x))
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{where}/{k!r}")
+        elif isinstance(x, list | tuple):
+            for i, v in enumerate(x):
+                walk(v, f"{where}/{i}")
+
+    walk(obj, "")
+    h = hashlib.sha256()
+    for where, t in sorted(tensors, key=lambda item: item[0]):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # raw bytes, any dtype (numpy lacks bfloat16)
+    return f"sha256:{h.hexdigest()}"
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """``torch.save`` the checkpoint dict ``obj`` with its :func:`state_checksum`
+    under ``"checksum"``, to a temporary file then rename: a kill never leaves
+    half a checkpoint."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        torch.save({**obj, "checksum": state_checksum(obj)}, tmp)
 
 
 def load_checkpoint(
     path: Path, map_location="cpu", required: tuple[str, ...] = ("model", "model_config"),
     error: type[CheckpointError] = CheckpointError,
 ) -> dict:  # fmt: skip
-    """A saved dict with the ``required`` keys; else ``error`` naming the file."""
+    """A dict saved by :func:`save_atomic` with the ``required`` keys and its
+    checksum verified; else ``error`` naming the file. Only tensors and plain
+    data are unpickled (``weights_only``): a file asking for anything else,
+    such as a function to call, is refused before any of it runs. A file with
+    no checksum (written before dualasr stored one) is refused too: its
+    weights cannot be verified."""
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # truncated zip, pickle errors, ...
+        with warnings.catch_warnings():
+            # Before refusing a plain pickle torch warns about its protocol: the error says enough.
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's restricted unpickler refused the file
+        # torch names the refused callable or class as "GLOBAL <module>.<name>".
+        unsafe = re.search(r"GLOBAL (\S+)", str(e))
+        if unsafe:
+            raise error(f"{path}: holds something other than tensors and plain data ({unsafe[1]}); "
+                        "not loaded, since loading it could run code") from None  # fmt: skip
+        raise error(f"{path}: corrupt or unreadable checkpoint (not tensors and plain data as "
+                    "torch.save writes them); not loaded") from None  # fmt: skip
+    except Exception as e:  # truncated zip, ...
         raise error(f"{path}: corrupt or unreadable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or not set(required) <= set(ckpt):
         raise error(f"{path}: not a dualasr checkpoint (no {' / '.join(required)})")
+    if "checksum" not in ckpt:
+        raise error(f"{path}: no checksum (written by a dualasr older than checksums), so its weights "
+                    "cannot be verified; not loaded: train it again with this version")  # fmt: skip
+    if ckpt["checksum"] != state_checksum(ckpt):
+        raise error(f"{path}: checksum mismatch: the weights are corrupt; not loaded")
     return ckpt
 
 
@@ -365,6 +431,11 @@ def train(
     ckpt_dir = out_dir / "checkpoints"
     start_epoch, step, history, skipped = 1, 0, [], 0
     last = ckpt_dir / "last.pt"
+    if info.main:  # a process killed inside save_atomic left its temporary file
+        stale = remove_stale_temporaries(ckpt_dir, "*.pt") + remove_stale_temporaries(out_dir, MODEL_FILE)
+        if stale:
+            log.info("removed %d temporary file(s) of an interrupted checkpoint write: %s",
+                     len(stale), ", ".join(str(p) for p in stale))  # fmt: skip
     if last.exists():
         ckpt = load_checkpoint(last)
         check_same_config(ckpt, last, model_cfg, train_cfg)

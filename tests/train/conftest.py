@@ -1,6 +1,7 @@
 """Training fixtures: a tiny DO model config (dropout and SpecAugment on, so
-resuming must restore the RNG states too) and an uninterrupted reference run
-on the ``tiny_corpus`` of tests/conftest.py."""
+resuming must restore the RNG states too), an uninterrupted reference run and
+one stopped after its first epoch on the ``tiny_corpus`` of tests/conftest.py,
+and a small meaning LM."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 import torch
 
 from dualasr.config import load_config, model_config
+from dualasr.model.lm import LMConfig
+from dualasr.train.lm import train_lm
 from dualasr.train.trainer import train
 
 TRAIN_YAML = """\
@@ -60,7 +63,7 @@ class Run:
 
     @staticmethod
     def weights(path: Path) -> dict[str, torch.Tensor]:
-        return torch.load(path, map_location="cpu", weights_only=False)["model"]
+        return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
     @staticmethod
     def assert_same_weights(a: Path, b: Path) -> None:
@@ -88,3 +91,28 @@ def reference(run, tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(before)
     return out
+
+
+@pytest.fixture(scope="session")
+def stopped(run, tmp_path_factory) -> Path:
+    """A run stopped after epoch 1 of 3 (``checkpoints/last.pt`` present)."""
+    out = tmp_path_factory.mktemp("stopped") / "do"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run(out, stop_after_epoch=1)
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+#: The meaning LM's settings: small enough to train in a second.
+SMALL_LM = LMConfig(embed=16, hidden=32, epochs=8, lr=0.01, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def meaning_lm(tiny_corpus, tmp_path_factory) -> Path:
+    """``lm.pt`` of a meaning LM trained on the tiny corpus."""
+    out = tmp_path_factory.mktemp("lm") / "meaning"
+    fbank = tiny_corpus / "fbank"
+    return train_lm(fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz", "meaning", out, SMALL_LM)

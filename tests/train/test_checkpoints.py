@@ -20,19 +20,6 @@ from dualasr.train.trainer import (
 )
 
 
-@pytest.fixture(scope="module")
-def stopped(run, tmp_path_factory):
-    """A run stopped after epoch 1 of 3 (``checkpoints/last.pt`` present)."""
-    out = tmp_path_factory.mktemp("stopped") / "do"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run(out, stop_after_epoch=1)
-    finally:
-        torch.set_num_threads(before)
-    return out
-
-
 def corrupt(path, how: str) -> None:
     data = path.read_bytes()
     if how == "truncated":
@@ -88,10 +75,10 @@ def test_resume_with_other_model_config_names_file_and_keys(run, stopped, tmp_pa
 
 
 def test_load_model_with_weights_of_another_config(reference, tmp_path):
-    ckpt = torch.load(reference / "model.pt", weights_only=False)
+    ckpt = load_checkpoint(reference / "model.pt")
     ckpt["model_config"] = {**ckpt["model_config"], "d_model": 64}
     path = tmp_path / "model.pt"
-    torch.save(ckpt, path)
+    save_atomic(ckpt, path)
     with pytest.raises(
         CheckpointError, match=f"^{re.escape(str(path))}: weights do not fit the saved model config"
     ):
@@ -121,7 +108,7 @@ def test_failed_save_leaves_no_partial_file(tmp_path):
 
 
 def write_ckpt(path, state):
-    torch.save({"model": state, "model_config": {}}, path)
+    save_atomic({"model": state, "model_config": {}}, path)
     return path
 
 
@@ -156,7 +143,7 @@ def test_average_checkpoints_is_exact(tmp_path):
     assert int(avg["bn.num_batches_tracked"]) == 30
     # One checkpoint: its own weights.
     one = average_checkpoints(paths[1:2])
-    assert all(torch.equal(one[k], v) for k, v in torch.load(paths[1])["model"].items())
+    assert all(torch.equal(one[k], v) for k, v in load_checkpoint(paths[1])["model"].items())
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ def test_two_rank_ddp_gradients_equal_one_process(tiny_config, tmp_path):
     worker = load_worker()
     model = worker.build(cfg, 0)
     single = worker.run_steps(model, model, [worker.global_batch(s) for s in range(worker.STEPS)])
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     for step, ref in enumerate(single):
         scale = torch.cat([g.flatten() for g in ref.values()]).norm()
         for k, g in ref.items():

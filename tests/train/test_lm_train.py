@@ -10,24 +10,15 @@ import torch
 from dualasr.config import DecodeConfig
 from dualasr.data.manifest import load_manifest
 from dualasr.decode.run import decode
-from dualasr.model.lm import LMConfig
 from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import target_text
 from dualasr.train.lm import LMError, load_lm, perplexity, train_lm
 from dualasr.train.trainer import load_model
-
-SMALL = LMConfig(embed=16, hidden=32, epochs=8, lr=0.01, batch_size=8)
-
-
-@pytest.fixture(scope="module")
-def meaning_lm(tiny_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("lm") / "meaning"
-    fbank = tiny_corpus / "fbank"
-    return train_lm(fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz", "meaning", out, SMALL)
+from tests.train.conftest import SMALL_LM as SMALL
 
 
 def test_training_lowers_dev_perplexity_and_keeps_the_best_epoch(meaning_lm, tiny_corpus):
-    ckpt = torch.load(meaning_lm, weights_only=False)
+    ckpt = torch.load(meaning_lm, weights_only=True)
     dev = [h["dev_ppl"] for h in ckpt["history"]]
     assert len(dev) == SMALL.epochs
     assert min(dev) < 0.8 * dev[0]  # 24 training sentences: it learns their characters
