@@ -44,6 +44,20 @@ def _user_errors(fn):
     return wrapper
 
 
+_SKIP_INVALID_HELP = (
+    "Leave out cuts that cannot be used (unreadable audio, longer than data.max_utterance_seconds), "
+    "counted and listed in a .skipped.tsv, instead of stopping; as data.skip_invalid: true."
+)
+
+
+def _with_skip_invalid(cfg, skip_invalid: bool):
+    """``cfg`` with ``data.skip_invalid`` set when the flag asks for it (the flag
+    turns skipping on; the config alone can too)."""
+    if not skip_invalid:
+        return cfg
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"skip_invalid": True})})
+
+
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False):
     logging.basicConfig(
@@ -214,6 +228,7 @@ def train(
     ),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    skip_invalid: Annotated[bool, typer.Option(help=_SKIP_INVALID_HELP)] = False,
 ):
     """Train one model (features are computed and cached first). Several
     processes: `torchrun --nproc-per-node N -m dualasr.cli train ...`.
@@ -228,8 +243,8 @@ def train(
     from dualasr.data.manifest import supervision
     from dualasr.train.trainer import train as train_model
 
-    cfg = load_config(config)
-    fbank = compute_features(data)
+    cfg = _with_skip_invalid(load_config(config), skip_invalid)
+    fbank = compute_features(data, progress=progress, skip_invalid=cfg.data.skip_invalid)
     # The corpus language picks study.epochs: one lazily read cut tells it (the
     # trainer reads and validates the whole manifest; an empty one fails there).
     first = next(iter(CutSet.from_jsonl_lazy(fbank / "train.jsonl.gz")), None)
@@ -237,7 +252,7 @@ def train(
     path = train_model(
         model_config(cfg, model.value), train_cfg, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
         json.loads((fbank / "cmvn.json").read_text()), out, seed=seed,
-        text=cfg.text, progress=progress,
+        text=cfg.text, progress=progress, data=cfg.data,
     )  # fmt: skip
     typer.echo(f"model: {path}")
 
@@ -289,16 +304,17 @@ def decode(
         typer.Option(help="OUTPUT=PATH: a language model (dualasr train-lm) fused with decode.lm_weight[OUTPUT]."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    skip_invalid: Annotated[bool, typer.Option(help=_SKIP_INVALID_HELP)] = False,
 ):
     """Decode a split with a trained model: both outputs of a DO model from one encoder pass."""
     from dualasr.data.features import compute_features
     from dualasr.decode.run import decode as decode_split
 
-    cfg = load_config(config)
+    cfg = _with_skip_invalid(load_config(config), skip_invalid)
     lms = _lm_paths(lm or [])
-    fbank = compute_features(data, splits=(split,))
+    fbank = compute_features(data, splits=(split,), progress=progress, skip_invalid=cfg.data.skip_invalid)
     path = decode_split(model_path, fbank / f"{split}.jsonl.gz", out, cfg.decode, split=split,
-                        progress=progress, lms=lms)  # fmt: skip
+                        progress=progress, lms=lms, data=cfg.data)  # fmt: skip
     typer.echo(f"hypotheses: {path}")
 
 
@@ -368,6 +384,7 @@ def study(
     until: Annotated[
         str | None, typer.Option(help="Last stage to run: corpus (corpus + statistics), score, analyze, report; default: all.")
     ] = None,
+    skip_invalid: Annotated[bool, typer.Option(help=_SKIP_INVALID_HELP)] = False,
 ):
     """Run every stage of the study; finished stages are skipped on re-run."""
     from dualasr.study import STAGES, run_study
@@ -375,7 +392,7 @@ def study(
     until = until or STAGES[-1]
     if until not in STAGES:
         raise typer.BadParameter(f"--until must be one of {', '.join(STAGES)}")
-    cfg = load_config(config)
+    cfg = _with_skip_invalid(load_config(config), skip_invalid)
     run_study(cfg, out, allow_fewer_voices=allow_fewer_voices, progress=progress, echo=typer.echo, until=until)
 
 

@@ -124,6 +124,17 @@ class DataConfig(_Section):
     # cuts_{train,dev,test}.jsonl.gz) per language. Empty: the synthetic corpus
     # of the ``synth`` section. Relative paths are relative to the working directory.
     corpora: dict[Language, Path] = {}
+    # A cut a stage cannot use (audio unreadable when features are computed, or
+    # longer than max_utterance_seconds) stops the stage with an error naming it;
+    # true leaves such cuts out instead, counted on the console and listed in a
+    # ``.skipped.tsv`` beside the stage's output (``--skip-invalid`` sets it).
+    skip_invalid: bool = False
+    # Longest utterance trained on or decoded, in seconds. Read L2 sentences
+    # last 2-15 s (L2-ARCTIC, speechocean762, AI Hub read-aloud sets); 30 s
+    # leaves room for slow readers while the encoder's self-attention, quadratic
+    # in length, stays small (a 10-minute file would need gigabytes). Longer
+    # recordings need segmenting first.
+    max_utterance_seconds: float = Field(30.0, gt=0)
 
 
 class TrainConfig(_Section):
@@ -153,7 +164,11 @@ class DecodeConfig(_Section):
     ctc_weight: float = Field(0.3, ge=0, le=1)
     length_penalty: float | None = None  # None: divide by length (length normalisation)
     max_len_ratio: float = Field(1.0, gt=0)  # max tokens per encoder frame
+    # A batch holds at most batch_size utterances and max_duration seconds of
+    # padded audio (utterances x the longest one), so one long utterance does
+    # not pad fifteen short ones into a huge batch.
     batch_size: int = Field(16, ge=1)
+    max_duration: float = Field(200.0, gt=0)
     # Shallow fusion with a token LSTM LM per output (``lm`` section; the study
     # trains one per language and output with a weight here): output -> weight.
     lm_weight: dict[Literal["surface", "meaning"], Annotated[float, Field(ge=0)]] = {}

@@ -97,7 +97,8 @@ def run_study(
     if until == "corpus":
         return out
 
-    fbanks = {lang: compute_features(data_dir, progress=progress) for lang, data_dir in data.items()}
+    fbanks = {lang: compute_features(data_dir, progress=progress, skip_invalid=config.data.skip_invalid)
+              for lang, data_dir in data.items()}  # fmt: skip
     train_seconds = {lang: stats[lang].seconds["train"] for lang in data if lang in stats}
     lms = lm_jobs(config, out, fbanks)
     run_model_jobs(lms, config, progress, echo)
@@ -227,9 +228,10 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
         model = train(
             model_config(config, job.name), train_config(config, job.lang), job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
             cmvn, job.exp, seed=model_seed(job.seed, job.name), text=config.text,
-            progress=progress,
+            progress=progress, data=config.data,
         )  # fmt: skip
-        decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms))
+        decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms),
+               data=config.data)  # fmt: skip
     except Exception as e:
         e.add_note(f"in study job {job.label} ({job.exp})")
         raise

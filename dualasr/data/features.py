@@ -9,6 +9,7 @@ float32, error far below the fbank's own dynamic range). Output, beside a corpus
     <data>/fbank/<split>.jsonl.gz   the manifest with features attached
     <data>/fbank/<split>.lca        the feature archive
     <data>/fbank/cmvn.json          {"mean": [80], "std": [80]} over train frames
+    <data>/fbank/<split>.skipped.tsv  cuts left out under ``skip_invalid`` (audio unreadable)
 
 (names that don't match ``cuts_*``, so corpus statistics never count a split twice).
 """
@@ -21,11 +22,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter
 from lhotse.features.kaldi.layers import get_mel_banks, next_power_of_2
 
 from dualasr.atomic import atomic_write_text
-from dualasr.data.manifest import load_manifest, write_manifest
+from dualasr.data.checks import UnusableCutError, record_skipped, unusable
+from dualasr.data.manifest import Skipped, _short, load_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +56,20 @@ def mel_centres() -> np.ndarray:
     return centres.squeeze(1).numpy()
 
 
-def compute_split(manifest: Path, feats_dir: Path, split: str, num_jobs: int = 1, progress: bool = True) -> Path:
+def compute_split(
+    manifest: Path, feats_dir: Path, split: str, num_jobs: int = 1, progress: bool = True,
+    skip_invalid: bool = False,
+) -> Path:  # fmt: skip
     """Extract and store features of one split; returns the new manifest path.
-    Skipped when the manifest with features already exists."""
+    Skipped when the manifest with features already exists. A cut whose audio
+    cannot be read is an error naming it, or with ``skip_invalid`` left out and
+    listed in ``<split>.skipped.tsv``."""
     out = feats_dir / f"{split}.jsonl.gz"
     if out.exists():
         return out
-    cuts = load_manifest(manifest).resample(SAMPLE_RATE)
+    skipped: list[Skipped] = []
+    cuts = load_manifest(manifest, skip_invalid=skip_invalid, skipped=skipped)
+    cuts = _whole_audio(cuts, manifest, skip_invalid, skipped).resample(SAMPLE_RATE)
     feats_dir.mkdir(parents=True, exist_ok=True)
     # Absolute, like the audio paths in the corpus manifests: Lhotse stores the
     # path as given, and a relative one would only resolve from this cwd.
@@ -77,8 +87,63 @@ def compute_split(manifest: Path, feats_dir: Path, split: str, num_jobs: int = 1
         storage_type=LilcomChunkyWriter,
         progress_bar=progress,
     )
+    with_feats = _all_extracted(cuts, with_feats, manifest, skip_invalid, skipped)
+    record_skipped(skipped, feats_dir / f"{split}.skipped.tsv", f"features of {manifest}")
+    if skipped and not len(with_feats):
+        raise UnusableCutError(f"{manifest}: no usable cut left, all {len(skipped)} skipped (see {split}.skipped.tsv)")
     write_manifest(CutSet.from_cuts(with_feats).sort_by_duration(ascending=False), out)
     return out
+
+
+def _whole_audio(cuts: CutSet, manifest: Path, skip_invalid: bool, skipped: list[Skipped]) -> CutSet:
+    """``cuts`` whose audio files hold every sample their manifest records
+    (each other cut an error, or with ``skip_invalid`` appended to ``skipped``).
+
+    Lhotse pads audio up to 0.5 s shorter than its recording with silence when
+    loading it (its duration-mismatch tolerance), so a file truncated after
+    import would otherwise be silently trained on as silence; the file's header
+    (libsndfile counts the frames actually present) tells without decoding it.
+    """
+    kept = []
+    for cut in cuts:
+        expected = cut.recording.num_samples
+        for src in cut.recording.sources:
+            if src.type != "file":
+                continue
+            try:
+                frames = sf.info(src.source).frames
+            except Exception as e:  # deleted or replaced since the manifest was loaded
+                frames, why = 0, _short(e)
+            else:
+                why = f"holds {frames} samples, the manifest records {expected}; truncated since import?"
+            if frames < expected:
+                unusable(cut, str(manifest), f"audio cannot be used ({why})", skip_invalid, skipped)
+                break
+        else:
+            kept.append(cut)
+    return cuts if len(kept) == len(cuts) else CutSet.from_cuts(kept)
+
+
+def _all_extracted(
+    cuts: CutSet, with_feats: CutSet, manifest: Path, skip_invalid: bool, skipped: list[Skipped]
+) -> CutSet:
+    """``with_feats``, after checking that no cut of ``cuts`` is missing from it
+    (each missing cut an error, or with ``skip_invalid`` appended to ``skipped``).
+
+    Lhotse's extraction drops a cut whose audio fails to load with only a
+    logged warning; comparing ids finds those cuts, and loading each one's
+    audio again (only those) recovers the reason for the message.
+    """
+    done = set(with_feats.ids)
+    for cut in cuts:
+        if cut.id not in done:
+            try:
+                cut.load_audio()
+                reason = "no features extracted"
+            except Exception as e:  # Lhotse and soundfile raise several types for one cause
+                reason = f"audio cannot be read ({type(e).__name__}: {_short(e)})"
+            unusable(cut, str(manifest), reason, skip_invalid, skipped)
+    return with_feats
 
 
 def compute_cmvn(train_manifest: Path, out: Path) -> dict[str, list[float]]:
@@ -104,14 +169,16 @@ def compute_cmvn(train_manifest: Path, out: Path) -> dict[str, list[float]]:
 
 
 def compute_features(
-    data_dir: str | Path, splits=("train", "dev", "test"), num_jobs: int = 1, progress: bool = True
-) -> Path:
+    data_dir: str | Path, splits=("train", "dev", "test"), num_jobs: int = 1, progress: bool = True,
+    skip_invalid: bool = False,
+) -> Path:  # fmt: skip
     """Features of the given splits of ``data_dir`` (``cuts_<split>.jsonl.gz``) and,
-    with the training split, the CMVN, into ``data_dir/fbank``; finished parts are skipped."""
+    with the training split, the CMVN, into ``data_dir/fbank``; finished parts are
+    skipped. ``skip_invalid``: see :func:`compute_split`."""
     data_dir = Path(data_dir)
     feats_dir = data_dir / "fbank"
     for split in splits:
-        compute_split(data_dir / f"cuts_{split}.jsonl.gz", feats_dir, split, num_jobs, progress)
+        compute_split(data_dir / f"cuts_{split}.jsonl.gz", feats_dir, split, num_jobs, progress, skip_invalid)
     if "train" in splits:
         compute_cmvn(feats_dir / "train.jsonl.gz", feats_dir / "cmvn.json")
     return feats_dir

@@ -9,8 +9,12 @@ Writes, in the output directory:
   ``text (utterance-id)`` format, one line per utterance, so
   ``sclite -r ref.trn trn -h hyp.trn trn`` scores them.
 
-Utterances are decoded in batches of similar duration (less padding) with one
-encoder pass per batch for every output.
+Utterances are decoded longest first, in batches of at most
+``decode.batch_size`` utterances and ``decode.max_duration`` seconds of padded
+audio, with one encoder pass per batch for every output. Utterances longer than
+``data.max_utterance_seconds`` are an error naming them, or with
+``data.skip_invalid`` left out and listed in ``decode_<split>.skipped.tsv``.
+A model refuses a manifest of another language than its training data's.
 """
 
 from __future__ import annotations
@@ -21,16 +25,27 @@ from pathlib import Path
 
 import torch
 from lhotse import CutSet
+from lhotse.dataset import SimpleCutSampler
 from lhotse.dataset.collation import collate_features
 from tqdm import tqdm
 
 from dualasr.atomic import atomic_write_text
-from dualasr.config import DecodeConfig
-from dualasr.data.manifest import load_manifest
+from dualasr.config import DataConfig, DecodeConfig
+from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
+from dualasr.data.manifest import ManifestError, Skipped, load_manifest, supervision
 from dualasr.decode.search import decode_dual
+from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import target_text
 from dualasr.train.lm import load_lm
 from dualasr.train.trainer import load_model, pick_device
+
+#: Share of a manifest's reference tokens outside a model's vocabulary above
+#: which the manifest is taken for another language (checkpoints without one).
+MAX_UNKNOWN_SHARE = 0.5
+
+
+class LanguageMismatchError(ManifestError):
+    """A model asked to decode data of another language than it was trained on."""
 
 
 def hyps_file(out_dir: str | Path, split: str) -> Path:
@@ -47,11 +62,13 @@ def decode(
     device: torch.device | None = None,
     progress: bool = True,
     lms: dict[str, Path] | None = None,
+    data: DataConfig | None = None,
 ) -> Path:
     """Decode every cut of ``manifest`` (with cached features); returns the
     hypotheses file. Skipped when it exists. ``lms``: per output, a language
     model (``dualasr train-lm``) fused with weight ``cfg.lm_weight[output]``;
-    outputs the model lacks are ignored."""
+    outputs the model lacks are ignored. ``data``: the utterance length limit
+    and whether unusable cuts are skipped (see the module docstring)."""
     out_dir = Path(out_dir)
     cfg = cfg or DecodeConfig()
     hyps_path = hyps_file(out_dir, split)
@@ -61,15 +78,19 @@ def decode(
     model, tokenizers = load_model(model_path, device)
     fused = {o: load_lm(p, tokenizers[o], device) for o, p in (lms or {}).items()
              if o in model.outputs and cfg.lm_weight.get(o, 0.0) > 0}  # fmt: skip
-    cuts = load_manifest(manifest, check_audio=False).sort_by_duration(ascending=False)
+    data = data or DataConfig()
+    skipped: list[Skipped] = []
+    cuts = load_manifest(manifest, check_audio=False)
+    cuts = within_max_duration(cuts, data.max_utterance_seconds, str(manifest), data.skip_invalid, skipped)
+    if not len(cuts):
+        raise UnusableCutError(f"{manifest}: no usable cut left, all {len(skipped)} skipped")
+    check_language(model_path, model.language, tokenizers, cuts, manifest)
     rows, refs = [], {o: [] for o in model.outputs}
-    cut_list = list(cuts)
     audio_s, t0 = 0.0, time.perf_counter()
-    bar = tqdm(total=len(cut_list), desc=f"decode {out_dir.name}", unit="utt", disable=not progress)
+    bar = tqdm(total=len(cuts), desc=f"decode {out_dir.name}", unit="utt", disable=not progress)
     with torch.inference_mode():
-        for i in range(0, len(cut_list), cfg.batch_size):
-            batch = cut_list[i : i + cfg.batch_size]
-            feats, lens = collate_features(CutSet.from_cuts(batch))
+        for batch in decode_batches(cuts, cfg):
+            feats, lens = collate_features(batch)
             hyps = decode_dual(
                 model, feats.to(device), lens.to(device), beam=cfg.beam, ctc_weight=cfg.ctc_weight,
                 length_penalty=cfg.length_penalty, max_len_ratio=cfg.max_len_ratio,
@@ -88,6 +109,7 @@ def decode(
     bar.close()
     elapsed = time.perf_counter() - t0
     out_dir.mkdir(parents=True, exist_ok=True)
+    record_skipped(skipped, out_dir / f"decode_{split}.skipped.tsv", f"decoding {manifest}")
     for o in model.outputs:
         hyp_lines = [f"{r[o]} ({r['id']})" for r in rows]
         ref_lines = [f"{text} ({uid})" for uid, text in refs[o]]
@@ -101,3 +123,42 @@ def decode(
     atomic_write_text(hyps_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), overwrite=True)
     return hyps_path
 
+
+
+def decode_batches(cuts: CutSet, cfg: DecodeConfig) -> SimpleCutSampler:
+    """Batches of ``cuts``, longest first, each of at most ``cfg.batch_size`` cuts
+    and ``cfg.max_duration`` seconds once padded (cuts x the longest; a single cut
+    longer than that is a batch of its own). One process decodes every cut,
+    even inside a distributed run, so the sampler is not sharded over ranks."""
+    return SimpleCutSampler(
+        cuts.sort_by_duration(ascending=False), max_duration=cfg.max_duration, max_cuts=cfg.batch_size,
+        shuffle=False, world_size=1, rank=0,
+    )  # fmt: skip
+
+
+def check_language(
+    model_path: str | Path, language: str | None, tokenizers: dict[str, Tokenizer], cuts: CutSet, manifest: str | Path
+) -> None:  # fmt: skip
+    """Refuse cuts of another language than the model's training data
+    (``LanguageMismatchError`` naming the model file, its language and the
+    manifest's). A checkpoint that does not record its language is judged by
+    its vocabularies instead: when most reference tokens of some output are
+    unknown to the model (an English model reading Hangul), the data is of
+    another language or script."""
+    found = sorted({supervision(c).language for c in cuts})
+    if language is not None:
+        if found != [language]:
+            raise LanguageMismatchError(
+                f"{model_path}: a model trained on language {language!r} cannot decode "
+                f"{manifest} (language {', '.join(map(repr, found))})"
+            )
+        return
+    for output, tok in tokenizers.items():
+        ids = [i for c in cuts for i in tok.encode(target_text(c, output, tok.unit))]
+        unknown = sum(i == tok.unk for i in ids) / max(len(ids), 1)
+        if unknown > MAX_UNKNOWN_SHARE:
+            raise LanguageMismatchError(
+                f"{model_path}: {unknown:.0%} of the {output} reference tokens of {manifest} "
+                f"(language {', '.join(map(repr, found))}) are outside the model's vocabulary; "
+                "it was trained on another language"
+            )

@@ -54,8 +54,9 @@ from lhotse import CutSet
 from tqdm import tqdm
 
 from dualasr.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
-from dualasr.config import TextConfig, TrainConfig
-from dualasr.data.manifest import load_manifest
+from dualasr.config import DataConfig, TextConfig, TrainConfig
+from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
+from dualasr.data.manifest import Skipped, load_manifest, supervision
 from dualasr.errors import DualasrError
 from dualasr.model.asr import DualASR, build_model
 from dualasr.model.config import ModelConfig
@@ -271,6 +272,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Du
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved model config ({e})") from None
+    model.language = ckpt.get("language")  # of the training data; None in checkpoints that predate it
     return model.to(device).eval(), tokenizers
 
 
@@ -381,10 +383,13 @@ def train(
     text: TextConfig | None = None,
     progress: bool = True,
     stop_after_epoch: int | None = None,
+    data: DataConfig | None = None,
 ) -> Path:
     """Train one model; returns the path of the averaged ``model.pt``.
 
-    Finished runs (``model.pt`` present) are skipped. ``stop_after_epoch``
+    Finished runs (``model.pt`` present) are skipped. Cuts longer than
+    ``data.max_utterance_seconds`` are an error naming them, or with
+    ``data.skip_invalid`` left out and listed in ``train.skipped.tsv``. ``stop_after_epoch``
     ends the process's work after that epoch, as a kill would (for tests and
     for splitting long runs).
     """
@@ -400,6 +405,7 @@ def train(
     train_cuts: CutSet = load_manifest(train_manifest, check_audio=False)
     dev_cuts: CutSet = load_manifest(dev_manifest, check_audio=False)
     out_dir.mkdir(parents=True, exist_ok=True)
+    train_cuts, dev_cuts = usable_cuts(train_manifest, train_cuts, dev_manifest, dev_cuts, data or DataConfig(), out_dir, info)
     if info.main:
         build_tokenizers(train_cuts, model_cfg.outputs, text, out_dir)
     if info.world_size > 1:
@@ -514,6 +520,7 @@ def train(
                 "epoch": epoch, "step": step, "history": history, "skipped_steps": skipped,
                 "rng": rngs, "model_config": model_cfg.model_dump(), "train_config": train_cfg.model_dump(),
                 "tokenizers": {o: t.to_dict() for o, t in tokenizers.items()},
+                "language": supervision(next(iter(train_cuts))).language,
             }  # fmt: skip
             save_atomic(ckpt, ckpt_dir / f"epoch{epoch}.pt")
             save_atomic(ckpt, last)
@@ -543,6 +550,26 @@ def train(
     if info.world_size > 1:
         dist.barrier()
     return final
+
+
+def usable_cuts(
+    train_manifest: Path, train_cuts: CutSet, dev_manifest: Path, dev_cuts: CutSet,
+    data: DataConfig, out_dir: Path, info: DistInfo,
+) -> tuple[CutSet, CutSet]:  # fmt: skip
+    """The training and dev cuts within ``data.max_utterance_seconds``; the ones
+    left out under ``data.skip_invalid`` are listed in ``out_dir/train.skipped.tsv``
+    (every rank filters the same way; rank 0 writes the list)."""
+    skipped: list[Skipped] = []
+    kept = tuple(
+        within_max_duration(cuts, data.max_utterance_seconds, str(path), data.skip_invalid, skipped)
+        for path, cuts in ((train_manifest, train_cuts), (dev_manifest, dev_cuts))
+    )
+    if info.main:
+        record_skipped(skipped, out_dir / "train.skipped.tsv", f"training {out_dir}")
+    for path, cuts in zip((train_manifest, dev_manifest), kept, strict=True):
+        if not len(cuts):
+            raise UnusableCutError(f"{path}: no usable cut left (see {out_dir / 'train.skipped.tsv'})")
+    return kept
 
 
 def _prune(ckpt_dir: Path, history: list[dict], keep: int) -> None:

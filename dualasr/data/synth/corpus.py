@@ -28,6 +28,7 @@ import logging
 import multiprocessing as mp
 import os
 import random
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,13 +253,15 @@ def perturb_speed(audio: np.ndarray, factor: float, sample_rate: int) -> np.ndar
     return soxr.resample(audio, sample_rate * factor, sample_rate).astype(np.float32, copy=False)
 
 
-def synthesize_job(job: Job, sample_rate: int) -> tuple[str, str | None]:
-    """Synthesize one job's surface form to its FLAC file; returns (id, error or None)."""
+def synthesize_job(job: Job, sample_rate: int, tmp_dir: str | None = None) -> tuple[str, str | None]:
+    """Synthesize one job's surface form to its FLAC file; returns (id, error or None).
+    ``tmp_dir``: where the engine's temporary directory goes."""
     path = Path(job.audio)
     if path.exists():
         return job.id, None
     try:
-        audio = engines.synthesize(job.voice, job.surface, rate=job.rate, pitch=job.pitch, sample_rate=sample_rate)
+        audio = engines.synthesize(job.voice, job.surface, rate=job.rate, pitch=job.pitch, sample_rate=sample_rate,
+                                   tmp_dir=tmp_dir)  # fmt: skip
     except engines.SynthesisError as e:
         return job.id, str(e).replace("\n", " ")[:500]
     audio = perturb_speed(audio, job.speed, sample_rate)
@@ -269,7 +272,7 @@ def synthesize_job(job: Job, sample_rate: int) -> tuple[str, str | None]:
     return job.id, None
 
 
-def _worker(args: tuple[Job, int]) -> tuple[str, str | None]:
+def _worker(args: tuple[Job, int, str | None]) -> tuple[str, str | None]:
     return synthesize_job(*args)
 
 
@@ -312,16 +315,22 @@ def build_language(
     jobs = plan_language(language, cfg, config.seed, out_dir, voices)
     workers = cfg.workers or os.cpu_count() or 1
     errors: dict[str, str] = {}
-    args = [(j, cfg.sample_rate) for j in jobs]
     bar = tqdm(total=len(jobs), desc=f"synth {language}", unit="utt", disable=not progress)
     if workers == 1:
-        results = map(_worker, args)
+        results = map(_worker, [(j, cfg.sample_rate, None) for j in jobs])
         for uid, err in results:
             if err:
                 errors[uid] = err
             bar.update()
     else:
-        with mp.get_context("spawn").Pool(workers) as pool:
+        # A stopped pool (Ctrl-C, an error here) kills its workers with SIGTERM,
+        # which skips their cleanup: their temporary directories go in one
+        # directory that this process removes once the workers are gone.
+        with (
+            tempfile.TemporaryDirectory(prefix="dualasr-synth-", ignore_cleanup_errors=True) as scratch,
+            mp.get_context("spawn").Pool(workers) as pool,
+        ):
+            args = [(j, cfg.sample_rate, scratch) for j in jobs]
             for uid, err in pool.imap_unordered(_worker, args, chunksize=4):
                 if err:
                     errors[uid] = err

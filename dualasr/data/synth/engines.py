@@ -569,15 +569,17 @@ def _command(
 
 
 def synthesize(
-    voice: Voice, text: str, *, rate: float = 1.0, pitch: float = 1.0, sample_rate: int = 16000
-) -> np.ndarray:
+    voice: Voice, text: str, *, rate: float = 1.0, pitch: float = 1.0, sample_rate: int = 16000,
+    tmp_dir: str | None = None,
+) -> np.ndarray:  # fmt: skip
     """Speak ``text`` with ``voice``; return float32 mono samples in [-1, 1], shape
     ``(samples,)`` at ``sample_rate`` Hz (resampled with soxr).
 
     ``rate`` (speaking-rate factor, > 1 faster) and ``pitch`` (base-F0 factor)
     must lie in [0.5, 2]; controls missing from ``voice.controls`` are ignored.
     Raises :class:`SynthesisError` if the engine fails, times out, or returns
-    silence.
+    silence. The engine writes into a temporary ``dualasr-synth-*`` directory
+    under ``tmp_dir`` (default: the system's), removed on return or any exception.
     """
     for label, value, (lo, hi) in (("rate", rate, _RATE_RANGE), ("pitch", pitch, _PITCH_RANGE)):
         if not lo <= value <= hi:
@@ -588,7 +590,7 @@ def synthesize(
     if not text:
         raise ValueError("nothing to speak in the text")
     cmd, env, stdin = _command(voice, text, rate, pitch)
-    with tempfile.TemporaryDirectory(prefix="dualasr-synth-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dualasr-synth-", dir=tmp_dir) as tmp:
         out, text_file = os.path.join(tmp, "out.wav"), os.path.join(tmp, "text.txt")
         if "{text}" in cmd:
             Path(text_file).write_text(text + "\n", encoding="utf-8")
