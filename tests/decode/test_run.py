@@ -16,6 +16,7 @@ from dualasr.decode import run
 from dualasr.decode.run import LanguageMismatchError, decode
 from dualasr.model import build_model
 from dualasr.train.data import build_tokenizers
+from dualasr.train.trainer import save_atomic
 from tests.torch_fixtures import _tiny_config
 
 
@@ -31,7 +32,7 @@ def untrained_model(corpus: Path, path: Path, language: str | None = "en") -> Pa
             "tokenizers": {o: t.to_dict() for o, t in tokenizers.items()}}  # fmt: skip
     if language is not None:
         ckpt["language"] = language
-    torch.save(ckpt, path)
+    save_atomic(ckpt, path)
     return path
 
 

@@ -32,4 +32,4 @@ def test_skipped_long_utterances_are_listed_and_the_language_recorded(run, tmp_p
     skipped = {r.split("\t")[0] for r in rows[1:]}
     assert longest.id in skipped and second.id not in skipped
     assert (dev_longest.id in skipped) == (dev_longest.duration > limit)
-    assert torch.load(last, map_location="cpu", weights_only=False)["language"] == "en"
+    assert torch.load(last, map_location="cpu", weights_only=True)["language"] == "en"
