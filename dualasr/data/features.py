@@ -26,6 +26,7 @@ from lhotse.features.kaldi.layers import get_mel_banks, next_power_of_2
 
 from dualasr.atomic import atomic_write_text
 from dualasr.data.manifest import load_manifest, write_manifest
+from dualasr.rundir import manifest_stamp, reuse_or_recompute
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,10 @@ def mel_centres() -> np.ndarray:
 
 def compute_split(manifest: Path, feats_dir: Path, split: str, num_jobs: int = 1, progress: bool = True) -> Path:
     """Extract and store features of one split; returns the new manifest path.
-    Skipped when the manifest with features already exists."""
+    Skipped when the manifest with features exists and was made from this
+    ``manifest`` (content and audio files) and extractor."""
     out = feats_dir / f"{split}.jsonl.gz"
-    if out.exists():
+    if reuse_or_recompute(out, {"manifest": manifest_stamp(manifest), "fbank": fbank_config().to_dict()}):
         return out
     cuts = load_manifest(manifest).resample(SAMPLE_RATE)
     feats_dir.mkdir(parents=True, exist_ok=True)
@@ -83,8 +85,9 @@ def compute_split(manifest: Path, feats_dir: Path, split: str, num_jobs: int = 1
 
 def compute_cmvn(train_manifest: Path, out: Path) -> dict[str, list[float]]:
     """Global mean and standard deviation per mel bin over every training frame
-    (float64 accumulation), written atomically as JSON."""
-    if out.exists():
+    (float64 accumulation), written atomically as JSON; reused while ``train_manifest``
+    and its features are unchanged."""
+    if reuse_or_recompute(out, {"train_manifest": manifest_stamp(train_manifest)}):
         return json.loads(out.read_text())
     total = np.zeros(NUM_MEL_BINS)
     total_sq = np.zeros(NUM_MEL_BINS)

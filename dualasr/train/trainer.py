@@ -51,6 +51,7 @@ from dualasr.data.manifest import load_manifest
 from dualasr.errors import DualasrError
 from dualasr.model.asr import DualASR, build_model
 from dualasr.model.config import ModelConfig
+from dualasr.rundir import manifest_stamp, reuse_or_refuse, value_sha256
 from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import build_tokenizers, make_loader
 
@@ -318,19 +319,27 @@ def train(
 ) -> Path:
     """Train one model; returns the path of the averaged ``model.pt``.
 
-    Finished runs (``model.pt`` present) are skipped. ``stop_after_epoch``
+    A finished run (``model.pt``) of the same manifests, CMVN, configs and seed
+    is returned as is; a run directory holding a model or checkpoint of other
+    inputs is refused (:class:`~dualasr.rundir.StaleOutputError`). ``stop_after_epoch``
     ends the process's work after that epoch, as a kill would (for tests and
     for splitting long runs).
     """
     out_dir = Path(out_dir)
     final = out_dir / MODEL_FILE
-    if final.exists():
-        return final
     info = init_distributed()
+    text = text or TextConfig()
+    inputs = {
+        "train_manifest": manifest_stamp(train_manifest), "dev_manifest": manifest_stamp(dev_manifest),
+        "cmvn": value_sha256(cmvn), "model": model_cfg.model_dump(), "train": train_cfg.model_dump(),
+        "text": text.model_dump(), "seed": seed,
+    }  # fmt: skip
+    partial, stale = [out_dir / "checkpoints" / "last.pt"], out_dir.glob("tokens_*.json")
+    if reuse_or_refuse(final, inputs, partial, stale, write=info.main):
+        return final
     device = pick_device(info.local_rank)
     seed_everything(seed)
 
-    text = text or TextConfig()
     train_cuts: CutSet = load_manifest(train_manifest, check_audio=False)
     dev_cuts: CutSet = load_manifest(dev_manifest, check_audio=False)
     out_dir.mkdir(parents=True, exist_ok=True)
