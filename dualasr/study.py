@@ -1,6 +1,8 @@
 """``dualasr study``: every stage in order, each reading and writing files in
 the study directory, so a stage can be re-run alone and a finished one is
-skipped on re-run.
+skipped on re-run while its inputs are unchanged (:mod:`dualasr.rundir`). One
+process at a time writes a study directory, and one at a time each ``exp/``
+and ``lm/`` run directory in it.
 
 Layout of ``DIR``::
 
@@ -43,6 +45,7 @@ from dualasr.data.features import compute_features
 from dualasr.data.manifest import ManifestError
 from dualasr.data.stats import corpus_stats, format_table
 from dualasr.data.synth.corpus import build_corpus, describe
+from dualasr.rundir import locked
 
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
 
@@ -86,7 +89,11 @@ def run_study(
     (``report.html``, :mod:`dualasr.report`). Returns the study directory."""
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")
-    out = Path(out)
+    with locked(out):
+        return _run_study(config, Path(out), allow_fewer_voices, progress, echo, until)
+
+
+def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bool, echo, until: str) -> Path:
     data = corpus_dirs(config, out, allow_fewer_voices, progress, echo)
     corpora = {lang: str(d.resolve()) for lang, d in data.items()}
     atomic_write_text(out / "corpora.json", json.dumps(corpora, indent=1), overwrite=True)
@@ -194,45 +201,54 @@ def _worker_setup(label: str, threads: int | None) -> None:
         logging.basicConfig(level=logging.INFO, format=f"%(levelname)s [{label}] %(name)s: %(message)s", force=True)
 
 
+def _mtimes(paths: tuple[Path, ...]) -> list[int | None]:
+    return [p.stat().st_mtime_ns if p.exists() else None for p in paths]
+
+
 def run_lm_job(job: LMJob, config: Config, progress: bool = True, threads: int | None = None) -> str:
-    """Train one language model (skipped when ``lm.pt`` exists); returns a line for the log."""
+    """Train one language model (an ``lm.pt`` of the same inputs is kept); returns a line for the log."""
     from dualasr.train.lm import train_lm
 
     _worker_setup(job.label, threads)
-    if job.path.exists():
-        return f"{job.label}: already trained, skipped ({job.exp})"
+    before = _mtimes((job.path,))
     start = time.monotonic()
     try:
-        train_lm(job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz", job.output, job.exp,
-                 config.lm, config.text, seed=config.seed)  # fmt: skip
+        with locked(job.exp):
+            train_lm(job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz", job.output, job.exp,
+                     config.lm, config.text, seed=config.seed)  # fmt: skip
     except Exception as e:
         e.add_note(f"in study job {job.label} ({job.exp})")
         raise
+    if None not in before and _mtimes((job.path,)) == before:
+        return f"{job.label}: already trained, skipped ({job.exp})"
     return f"{job.label}: trained in {time.monotonic() - start:.0f} s ({job.exp})"
 
 
 def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads: int | None = None) -> str:
-    """Train (skipped when ``model.pt`` exists) and decode (skipped when the
-    hypotheses exist) one model; returns a line for the log. ``threads``: run in
-    a worker process of :func:`run_model_jobs`, with that many torch threads."""
+    """Train and decode one model (a ``model.pt`` and hypotheses of the same
+    inputs are kept); returns a line for the log. ``threads``: run in a worker
+    process of :func:`run_model_jobs`, with that many torch threads."""
     from dualasr.decode.run import decode, hyps_file
     from dualasr.train.trainer import MODEL_FILE, train
 
     _worker_setup(job.label, threads)
-    if (job.exp / MODEL_FILE).exists() and hyps_file(job.exp, "test").exists():
-        return f"{job.label}: already trained and decoded, skipped ({job.exp})"
+    outputs = (job.exp / MODEL_FILE, hyps_file(job.exp, "test"))
+    before = _mtimes(outputs)
     start = time.monotonic()
     try:
-        cmvn = json.loads((job.fbank / "cmvn.json").read_text())
-        model = train(
-            model_config(config, job.name), train_config(config, job.lang), job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
-            cmvn, job.exp, seed=model_seed(job.seed, job.name), text=config.text,
-            progress=progress,
-        )  # fmt: skip
-        decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms))
+        with locked(job.exp):
+            cmvn = json.loads((job.fbank / "cmvn.json").read_text())
+            model = train(
+                model_config(config, job.name), train_config(config, job.lang), job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
+                cmvn, job.exp, seed=model_seed(job.seed, job.name), text=config.text,
+                progress=progress,
+            )  # fmt: skip
+            decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms))
     except Exception as e:
         e.add_note(f"in study job {job.label} ({job.exp})")
         raise
+    if None not in before and _mtimes(outputs) == before:
+        return f"{job.label}: already trained and decoded, skipped ({job.exp})"
     return f"{job.label}: trained and decoded in {time.monotonic() - start:.0f} s ({job.exp})"
 
 

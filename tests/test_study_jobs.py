@@ -1,5 +1,5 @@
-"""The study's model jobs: order, and several at once in worker processes
-giving the same models as one after another."""
+"""The study's model jobs: order, several at once in worker processes giving
+the same models as one after another, and reuse only for the same inputs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dualasr.config import Config
+from dualasr.rundir import StaleOutputError
 from dualasr.study import ModelJob, model_jobs, run_model_job, run_model_jobs
 
 CONFIG = {
@@ -80,11 +81,12 @@ def test_a_failing_job_stops_the_study_and_is_named(tmp_path, tiny_corpus):
     cfg = Config(**CONFIG)
     broken = tmp_path / "no_features"
     broken.mkdir()
-    jobs = [ModelJob("en", 0, "sso", broken, tmp_path / "exp" / "en" / "sso" / "seed0")] * 2
+    # Two run directories: one run directory takes one job at a time.
+    jobs = [ModelJob("en", s, "sso", broken, tmp_path / "exp" / "en" / "sso" / f"seed{s}") for s in (0, 1)]
     with pytest.raises(FileNotFoundError) as err:
         run_model_jobs(jobs, cfg, progress=False, echo=lambda s: None)
     assert "cmvn.json" in str(err.value)
-    assert any("en/sso/seed0" in note for note in err.value.__notes__)
+    assert any(re.search(r"in study job en/sso/seed[01] ", note) for note in err.value.__notes__)
 
 
 def test_study_epochs_per_language_override_train_epochs(tmp_path, tiny_corpus):
@@ -95,3 +97,14 @@ def test_study_epochs_per_language_override_train_epochs(tmp_path, tiny_corpus):
     assert json.loads((job.exp / "train_summary.json").read_text())["epochs"] == 2
     with pytest.raises(ValueError, match=r"study.epochs.en\s+Input should be greater than or equal to 1"):
         Config(**{**CONFIG, "study": {"epochs": {"en": 0}}})
+
+
+def test_a_finished_job_is_skipped_and_one_of_other_inputs_refused(tmp_path, tiny_corpus):
+    cfg = Config(**{**CONFIG, "study": {"models": ["sso"]}})
+    (job,) = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank"}, {"en": 100.0})
+    assert run_model_job(job, cfg, progress=False).startswith("en/sso/seed0: trained and decoded in ")
+    assert run_model_job(job, cfg, progress=False) == f"en/sso/seed0: already trained and decoded, skipped ({job.exp})"
+    other = cfg.model_copy(update={"train": cfg.train.model_copy(update={"lr": 0.002})})
+    with pytest.raises(StaleOutputError, match=r"model.pt was made from other data/config \(train \(lr\)\)") as err:
+        run_model_job(job, other, progress=False)
+    assert f"in study job en/sso/seed0 ({job.exp})" in err.value.__notes__
