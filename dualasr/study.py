@@ -30,6 +30,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import time
 import zlib
 from collections.abc import Callable
@@ -264,8 +265,10 @@ def run_model_jobs(
     """Run the jobs one after another, or ``config.study.jobs`` at a time in
     spawned processes sharing the cores (no progress bars then: they would
     interleave; each finished job is reported, and metrics.csv grows per epoch).
-    The first failure stops the queue; jobs already running finish and keep
-    their models."""
+    The first failure stops the queue: no further job starts, jobs already
+    running finish and keep their models. An interrupt (Ctrl-C, SIGINT) stops
+    the queue and the running jobs too (a re-run resumes them from their last
+    epoch checkpoint)."""
     n = min(config.study.jobs, len(jobs))
     if n <= 1:
         for job in jobs:
@@ -275,14 +278,58 @@ def run_model_jobs(
     kind = "language models" if isinstance(jobs[0], LMJob) else "models"
     echo(f"training {len(jobs)} {kind}, {n} at a time ({threads} thread(s) each)")
     # spawn, not fork: forking a process whose torch thread pools have started can deadlock.
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_runner(job), job, config, False, threads) for job in jobs]
+    ctx = multiprocessing.get_context("spawn")
+    # The executor hands workers more jobs than they run at once, beyond the
+    # reach of cancel_futures: the shared flag keeps those from starting.
+    stop = ctx.Event()
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(stop,)) as pool:
+        futures = [pool.submit(_run_queued, _runner(job), job, config, False, threads) for job in jobs]
         try:
             for future in as_completed(futures):
-                echo(future.result())
-        except BaseException:
+                if (line := future.result()) is None:
+                    raise KeyboardInterrupt  # a worker was interrupted between jobs
+                echo(line)
+        except BaseException as e:
+            stop.set()
+            if isinstance(e, KeyboardInterrupt):
+                # A terminal's Ctrl-C reaches the workers too; a SIGINT to this
+                # process alone is passed on, so that it ends the study as promptly.
+                for worker in multiprocessing.active_children():
+                    os.kill(worker.pid, signal.SIGINT)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+# In each worker process of run_model_jobs: the study's stop flag, and whether
+# a job is running (an interrupt ends it; between jobs it only stops the queue).
+_stop = None
+_running = False
+
+
+def _worker_init(stop) -> None:
+    global _stop
+    _stop = stop
+    signal.signal(signal.SIGINT, _interrupted)
+
+
+def _interrupted(signum, frame) -> None:
+    global _running
+    _stop.set()
+    if _running:
+        _running = False  # one KeyboardInterrupt per job: a second SIGINT must not break its clean-up
+        raise KeyboardInterrupt
+
+
+def _run_queued(runner: Callable[..., str], job, *args) -> str | None:
+    """``runner(job, *args)`` in a worker, unless the study is stopping (None: not started)."""
+    global _running
+    _running = True  # before the check: a SIGINT in between raises here, before the job
+    try:
+        if _stop.is_set():
+            return None
+        return runner(job, *args)
+    finally:
+        _running = False
 
 
 def _runner(job: ModelJob | LMJob) -> Callable[..., str]:

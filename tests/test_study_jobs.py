@@ -1,10 +1,16 @@
 """The study's model jobs: order, several at once in worker processes giving
-the same models as one after another, and reuse only for the same inputs."""
+the same models as one after another, reuse only for the same inputs, and
+an interrupt that starts no new job."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -108,3 +114,63 @@ def test_a_finished_job_is_skipped_and_one_of_other_inputs_refused(tmp_path, tin
     with pytest.raises(StaleOutputError, match=r"model.pt was made from other data/config \(train \(lr\)\)") as err:
         run_model_job(job, other, progress=False)
     assert f"in study job en/sso/seed0 ({job.exp})" in err.value.__notes__
+
+
+# A study whose jobs only note their start and sleep: run_model_jobs with the
+# job function swapped in the study process (workers import it by name).
+SLEEPY_JOB = """
+import os, time
+
+def sleepy(job, config, progress, threads):
+    with open(os.environ["STARTS"], "a") as f:
+        f.write(job.label + "\\n")
+    time.sleep(60)
+    return job.label
+"""
+
+STUDY = """
+import sys
+from pathlib import Path
+
+import sleepy_job
+from dualasr import study
+from dualasr.config import Config
+
+if __name__ == "__main__":  # not in the spawned workers
+    study._runner = lambda job: sleepy_job.sleepy
+    out = Path(sys.argv[1])
+    jobs = [study.ModelJob("en", s, "sso", out, out / f"seed{s}") for s in range(5)]
+    study.run_model_jobs(jobs, Config(study={"jobs": 2}), progress=False, echo=print)
+"""
+
+
+@pytest.mark.parametrize("to", ["terminal", "study process"])
+def test_an_interrupted_study_starts_no_new_job(tmp_path, to):
+    (tmp_path / "sleepy_job.py").write_text(SLEEPY_JOB)
+    (tmp_path / "interrupted_study.py").write_text(STUDY)
+    starts = tmp_path / "starts"
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "interrupted_study.py"), str(tmp_path)], env={**os.environ, "STARTS": str(starts)},
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (starts.exists() and len(starts.read_text().splitlines()) == 2):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+        sent = time.monotonic()
+        if to == "terminal":  # Ctrl-C: SIGINT to the study and its workers
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)  # the jobs would sleep 60 s
+        assert time.monotonic() - sent < 20
+        assert proc.returncode != 0
+        time.sleep(1)  # time for a worker left behind to start a job
+        assert len(starts.read_text().splitlines()) == 2
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
