@@ -17,7 +17,7 @@ import torch
 
 from dualasr.config import Config
 from dualasr.rundir import StaleOutputError
-from dualasr.study import ModelJob, model_jobs, run_model_job, run_model_jobs
+from dualasr.study import LMJob, ModelJob, model_jobs, run_lm_job, run_model_job, run_model_jobs
 
 CONFIG = {
     "model": {
@@ -114,6 +114,16 @@ def test_a_finished_job_is_skipped_and_one_of_other_inputs_refused(tmp_path, tin
     with pytest.raises(StaleOutputError, match=r"model.pt was made from other data/config \(train \(lr\)\)") as err:
         run_model_job(job, other, progress=False)
     assert f"in study job en/sso/seed0 ({job.exp})" in err.value.__notes__
+
+
+def test_a_finished_lm_job_is_skipped_and_one_of_other_inputs_refused(tmp_path, tiny_corpus):
+    cfg = Config(**CONFIG, lm={"embed": 8, "hidden": 16, "epochs": 1})
+    job = LMJob("en", "meaning", tiny_corpus / "fbank", tmp_path / "lm" / "en" / "meaning")
+    assert run_lm_job(job, cfg, progress=False).startswith("en/lm-meaning: trained in ")
+    assert run_lm_job(job, cfg, progress=False) == f"en/lm-meaning: already trained, skipped ({job.exp})"
+    other = cfg.model_copy(update={"lm": cfg.lm.model_copy(update={"epochs": 2})})
+    with pytest.raises(StaleOutputError, match=r"lm.pt was made from other data/config \(lm \(epochs\)\)"):
+        run_lm_job(job, other, progress=False)
 
 
 # A study whose jobs only note their start and sleep: run_model_jobs with the
