@@ -154,19 +154,17 @@ def _record(output: Path, fingerprint: dict) -> None:
     atomic_write_text(fingerprint_path(output), json.dumps(fingerprint, indent=1, sort_keys=True), overwrite=True)
 
 
-def reuse_or_recompute(output: str | Path, fingerprint: dict, stale: Iterable[Path] = ()) -> bool:
+def reuse_or_recompute(output: str | Path, fingerprint: dict) -> bool:
     """True when ``output`` exists and was made from ``fingerprint``'s inputs
-    (reuse it). Else deletes ``output`` and the ``stale`` files derived with it,
-    records ``fingerprint`` and returns False: the caller makes the output,
-    writing it last."""
+    (reuse it). Else deletes ``output``, records ``fingerprint`` and returns
+    False: the caller makes the output, writing it last."""
     output = Path(output)
     old = read_fingerprint(output)
     if output.exists():
         if old == fingerprint:
             return True
         log.info("%s: inputs changed since it was made (%s); recomputing", output, differences(old, fingerprint))
-    for path in (output, *stale):
-        Path(path).unlink(missing_ok=True)
+    output.unlink(missing_ok=True)
     _record(output, fingerprint)
     return False
 

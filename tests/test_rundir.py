@@ -62,17 +62,16 @@ def test_an_output_without_a_record_is_never_reused(tmp_path):
 
 
 def test_a_derived_output_of_other_inputs_is_deleted_before_its_new_record(tmp_path, caplog):
-    hyps, trn = tmp_path / "hyps_test.jsonl", tmp_path / "hyp_surface_test.trn"
+    hyps = tmp_path / "hyps_test.jsonl"
     assert reuse_or_recompute(hyps, DO) is False
     hyps.write_text("from DO\n")
-    trn.write_text("from DO\n")
     assert reuse_or_recompute(hyps, DO) is True
     with caplog.at_level("INFO"):
-        assert reuse_or_recompute(hyps, SSO, stale=[trn]) is False
+        assert reuse_or_recompute(hyps, SSO) is False
     assert "inputs changed since it was made (model (mode), train_manifest (content)); recomputing" in caplog.text
     # The new record is written, the old output is gone: a kill before the new
     # output leaves nothing that looks current.
-    assert not hyps.exists() and not trn.exists()
+    assert not hyps.exists()
     assert fingerprint_path(hyps).exists() and reuse_or_recompute(hyps, SSO) is False
 
 
