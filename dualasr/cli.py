@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +17,7 @@ import typer
 
 from dualasr.config import load_config
 from dualasr.errors import DualasrError
+from dualasr.rundir import locked
 
 app = typer.Typer(
     help="Dual-output (surface + meaning) L2 speech recognition toolkit.",
@@ -28,6 +31,11 @@ class Format(str, Enum):
     jsonl = "jsonl"
     csv = "csv"
     kaldi = "kaldi"
+
+
+def _writer(run_dir: Path):
+    """Hold ``run_dir`` for this command; under torchrun rank 0 holds it for every rank."""
+    return locked(run_dir) if os.environ.get("RANK", "0") == "0" else nullcontext()
 
 
 def _user_errors(fn):
@@ -244,16 +252,17 @@ def train(
     from dualasr.train.trainer import train as train_model
 
     cfg = _with_skip_invalid(load_config(config), skip_invalid)
-    fbank = compute_features(data, progress=progress, skip_invalid=cfg.data.skip_invalid)
-    # The corpus language picks study.epochs: one lazily read cut tells it (the
-    # trainer reads and validates the whole manifest; an empty one fails there).
-    first = next(iter(CutSet.from_jsonl_lazy(fbank / "train.jsonl.gz")), None)
-    train_cfg = train_config(cfg, supervision(first).language) if first else cfg.train
-    path = train_model(
-        model_config(cfg, model.value), train_cfg, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
-        json.loads((fbank / "cmvn.json").read_text()), out, seed=seed,
-        text=cfg.text, progress=progress, data=cfg.data,
-    )  # fmt: skip
+    with _writer(out):
+        fbank = compute_features(data, progress=progress, skip_invalid=cfg.data.skip_invalid)
+        # The corpus language picks study.epochs: one lazily read cut tells it (the
+        # trainer reads and validates the whole manifest; an empty one fails there).
+        first = next(iter(CutSet.from_jsonl_lazy(fbank / "train.jsonl.gz")), None)
+        train_cfg = train_config(cfg, supervision(first).language) if first else cfg.train
+        path = train_model(
+            model_config(cfg, model.value), train_cfg, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
+            json.loads((fbank / "cmvn.json").read_text()), out, seed=seed,
+            text=cfg.text, progress=progress, data=cfg.data,
+        )  # fmt: skip
     typer.echo(f"model: {path}")
 
 
@@ -276,8 +285,9 @@ def train_lm(
     from dualasr.train.lm import train_lm as train_language_model
 
     cfg = load_config(config)
-    path = train_language_model(data / "cuts_train.jsonl.gz", data / "cuts_dev.jsonl.gz", output.value, out,
-                                cfg.lm, cfg.text, seed=seed)  # fmt: skip
+    with locked(out):
+        path = train_language_model(data / "cuts_train.jsonl.gz", data / "cuts_dev.jsonl.gz", output.value,
+                                    out, cfg.lm, cfg.text, seed=seed)  # fmt: skip
     typer.echo(f"language model: {path}")
 
 
@@ -313,8 +323,9 @@ def decode(
     cfg = _with_skip_invalid(load_config(config), skip_invalid)
     lms = _lm_paths(lm or [])
     fbank = compute_features(data, splits=(split,), progress=progress, skip_invalid=cfg.data.skip_invalid)
-    path = decode_split(model_path, fbank / f"{split}.jsonl.gz", out, cfg.decode, split=split,
-                        progress=progress, lms=lms, data=cfg.data)  # fmt: skip
+    with locked(out):
+        path = decode_split(model_path, fbank / f"{split}.jsonl.gz", out, cfg.decode, split=split,
+                            progress=progress, lms=lms, data=cfg.data)  # fmt: skip
     typer.echo(f"hypotheses: {path}")
 
 

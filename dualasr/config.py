@@ -136,6 +136,11 @@ class DataConfig(_Section):
     # recordings need segmenting first.
     max_utterance_seconds: float = Field(30.0, gt=0)
 
+    def usable_cut_rule(self) -> dict:
+        """The settings that decide which cuts a stage uses: part of the inputs
+        a trained model or decoded output is fingerprinted with."""
+        return {"skip_invalid": self.skip_invalid, "max_utterance_seconds": self.max_utterance_seconds}
+
 
 class TrainConfig(_Section):
     """``dualasr train``: optimisation and batching (one set for every model)."""

@@ -1,6 +1,8 @@
 """``dualasr study``: every stage in order, each reading and writing files in
 the study directory, so a stage can be re-run alone and a finished one is
-skipped on re-run.
+skipped on re-run while its inputs are unchanged (:mod:`dualasr.rundir`). One
+process at a time writes a study directory, and one at a time each ``exp/``
+and ``lm/`` run directory in it.
 
 Layout of ``DIR``::
 
@@ -28,6 +30,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import time
 import zlib
 from collections.abc import Callable
@@ -43,6 +46,7 @@ from dualasr.data.features import compute_features
 from dualasr.data.manifest import ManifestError
 from dualasr.data.stats import corpus_stats, format_table
 from dualasr.data.synth.corpus import build_corpus, describe
+from dualasr.rundir import locked
 
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
 
@@ -86,7 +90,11 @@ def run_study(
     (``report.html``, :mod:`dualasr.report`). Returns the study directory."""
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")
-    out = Path(out)
+    with locked(out):
+        return _run_study(config, Path(out), allow_fewer_voices, progress, echo, until)
+
+
+def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bool, echo, until: str) -> Path:
     data = corpus_dirs(config, out, allow_fewer_voices, progress, echo)
     corpora = {lang: str(d.resolve()) for lang, d in data.items()}
     atomic_write_text(out / "corpora.json", json.dumps(corpora, indent=1), overwrite=True)
@@ -195,46 +203,55 @@ def _worker_setup(label: str, threads: int | None) -> None:
         logging.basicConfig(level=logging.INFO, format=f"%(levelname)s [{label}] %(name)s: %(message)s", force=True)
 
 
+def _mtimes(paths: tuple[Path, ...]) -> list[int | None]:
+    return [p.stat().st_mtime_ns if p.exists() else None for p in paths]
+
+
 def run_lm_job(job: LMJob, config: Config, progress: bool = True, threads: int | None = None) -> str:
-    """Train one language model (skipped when ``lm.pt`` exists); returns a line for the log."""
+    """Train one language model (an ``lm.pt`` of the same inputs is kept); returns a line for the log."""
     from dualasr.train.lm import train_lm
 
     _worker_setup(job.label, threads)
-    if job.path.exists():
-        return f"{job.label}: already trained, skipped ({job.exp})"
+    before = _mtimes((job.path,))
     start = time.monotonic()
     try:
-        train_lm(job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz", job.output, job.exp,
-                 config.lm, config.text, seed=config.seed)  # fmt: skip
+        with locked(job.exp):
+            train_lm(job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz", job.output, job.exp,
+                     config.lm, config.text, seed=config.seed)  # fmt: skip
     except Exception as e:
         e.add_note(f"in study job {job.label} ({job.exp})")
         raise
+    if None not in before and _mtimes((job.path,)) == before:
+        return f"{job.label}: already trained, skipped ({job.exp})"
     return f"{job.label}: trained in {time.monotonic() - start:.0f} s ({job.exp})"
 
 
 def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads: int | None = None) -> str:
-    """Train (skipped when ``model.pt`` exists) and decode (skipped when the
-    hypotheses exist) one model; returns a line for the log. ``threads``: run in
-    a worker process of :func:`run_model_jobs`, with that many torch threads."""
+    """Train and decode one model (a ``model.pt`` and hypotheses of the same
+    inputs are kept); returns a line for the log. ``threads``: run in a worker
+    process of :func:`run_model_jobs`, with that many torch threads."""
     from dualasr.decode.run import decode, hyps_file
     from dualasr.train.trainer import MODEL_FILE, train
 
     _worker_setup(job.label, threads)
-    if (job.exp / MODEL_FILE).exists() and hyps_file(job.exp, "test").exists():
-        return f"{job.label}: already trained and decoded, skipped ({job.exp})"
+    outputs = (job.exp / MODEL_FILE, hyps_file(job.exp, "test"))
+    before = _mtimes(outputs)
     start = time.monotonic()
     try:
-        cmvn = json.loads((job.fbank / "cmvn.json").read_text())
-        model = train(
-            model_config(config, job.name), train_config(config, job.lang), job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
-            cmvn, job.exp, seed=model_seed(job.seed, job.name), text=config.text,
-            progress=progress, data=config.data,
-        )  # fmt: skip
-        decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms),
-               data=config.data)  # fmt: skip
+        with locked(job.exp):
+            cmvn = json.loads((job.fbank / "cmvn.json").read_text())
+            model = train(
+                model_config(config, job.name), train_config(config, job.lang), job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
+                cmvn, job.exp, seed=model_seed(job.seed, job.name), text=config.text,
+                progress=progress, data=config.data,
+            )  # fmt: skip
+            decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms),
+                   data=config.data)  # fmt: skip
     except Exception as e:
         e.add_note(f"in study job {job.label} ({job.exp})")
         raise
+    if None not in before and _mtimes(outputs) == before:
+        return f"{job.label}: already trained and decoded, skipped ({job.exp})"
     return f"{job.label}: trained and decoded in {time.monotonic() - start:.0f} s ({job.exp})"
 
 
@@ -250,8 +267,10 @@ def run_model_jobs(
     """Run the jobs one after another, or ``config.study.jobs`` at a time in
     spawned processes sharing the cores (no progress bars then: they would
     interleave; each finished job is reported, and metrics.csv grows per epoch).
-    The first failure stops the queue; jobs already running finish and keep
-    their models."""
+    The first failure stops the queue: no further job starts, jobs already
+    running finish and keep their models. An interrupt (Ctrl-C, SIGINT) stops
+    the queue and the running jobs too (a re-run resumes them from their last
+    epoch checkpoint)."""
     n = min(config.study.jobs, len(jobs))
     if n <= 1:
         for job in jobs:
@@ -261,14 +280,58 @@ def run_model_jobs(
     kind = "language models" if isinstance(jobs[0], LMJob) else "models"
     echo(f"training {len(jobs)} {kind}, {n} at a time ({threads} thread(s) each)")
     # spawn, not fork: forking a process whose torch thread pools have started can deadlock.
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_runner(job), job, config, False, threads) for job in jobs]
+    ctx = multiprocessing.get_context("spawn")
+    # The executor hands workers more jobs than they run at once, beyond the
+    # reach of cancel_futures: the shared flag keeps those from starting.
+    stop = ctx.Event()
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(stop,)) as pool:
+        futures = [pool.submit(_run_queued, _runner(job), job, config, False, threads) for job in jobs]
         try:
             for future in as_completed(futures):
-                echo(future.result())
-        except BaseException:
+                if (line := future.result()) is None:
+                    raise KeyboardInterrupt  # a worker was interrupted between jobs
+                echo(line)
+        except BaseException as e:
+            stop.set()
+            if isinstance(e, KeyboardInterrupt):
+                # A terminal's Ctrl-C reaches the workers too; a SIGINT to this
+                # process alone is passed on, so that it ends the study as promptly.
+                for worker in multiprocessing.active_children():
+                    os.kill(worker.pid, signal.SIGINT)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+# In each worker process of run_model_jobs: the study's stop flag, and whether
+# a job is running (an interrupt ends it; between jobs it only stops the queue).
+_stop = None
+_running = False
+
+
+def _worker_init(stop) -> None:
+    global _stop
+    _stop = stop
+    signal.signal(signal.SIGINT, _interrupted)
+
+
+def _interrupted(signum, frame) -> None:
+    global _running
+    _stop.set()
+    if _running:
+        _running = False  # one KeyboardInterrupt per job: a second SIGINT must not break its clean-up
+        raise KeyboardInterrupt
+
+
+def _run_queued(runner: Callable[..., str], job, *args) -> str | None:
+    """``runner(job, *args)`` in a worker, unless the study is stopping (None: not started)."""
+    global _running
+    _running = True  # before the check: a SIGINT in between raises here, before the job
+    try:
+        if _stop.is_set():
+            return None
+        return runner(job, *args)
+    finally:
+        _running = False
 
 
 def _runner(job: ModelJob | LMJob) -> Callable[..., str]:

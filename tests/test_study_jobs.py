@@ -1,16 +1,23 @@
-"""The study's model jobs: order, and several at once in worker processes
-giving the same models as one after another."""
+"""The study's model jobs: order, several at once in worker processes giving
+the same models as one after another, reuse only for the same inputs, and
+an interrupt that starts no new job."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
 from dualasr.config import Config
-from dualasr.study import ModelJob, model_jobs, run_model_job, run_model_jobs
+from dualasr.rundir import StaleOutputError
+from dualasr.study import LMJob, ModelJob, model_jobs, run_lm_job, run_model_job, run_model_jobs
 
 CONFIG = {
     "model": {
@@ -80,11 +87,12 @@ def test_a_failing_job_stops_the_study_and_is_named(tmp_path, tiny_corpus):
     cfg = Config(**CONFIG)
     broken = tmp_path / "no_features"
     broken.mkdir()
-    jobs = [ModelJob("en", 0, "sso", broken, tmp_path / "exp" / "en" / "sso" / "seed0")] * 2
+    # Two run directories: one run directory takes one job at a time.
+    jobs = [ModelJob("en", s, "sso", broken, tmp_path / "exp" / "en" / "sso" / f"seed{s}") for s in (0, 1)]
     with pytest.raises(FileNotFoundError) as err:
         run_model_jobs(jobs, cfg, progress=False, echo=lambda s: None)
     assert "cmvn.json" in str(err.value)
-    assert any("en/sso/seed0" in note for note in err.value.__notes__)
+    assert any(re.search(r"in study job en/sso/seed[01] ", note) for note in err.value.__notes__)
 
 
 def test_study_epochs_per_language_override_train_epochs(tmp_path, tiny_corpus):
@@ -95,3 +103,84 @@ def test_study_epochs_per_language_override_train_epochs(tmp_path, tiny_corpus):
     assert json.loads((job.exp / "train_summary.json").read_text())["epochs"] == 2
     with pytest.raises(ValueError, match=r"study.epochs.en\s+Input should be greater than or equal to 1"):
         Config(**{**CONFIG, "study": {"epochs": {"en": 0}}})
+
+
+def test_a_finished_job_is_skipped_and_one_of_other_inputs_refused(tmp_path, tiny_corpus):
+    cfg = Config(**{**CONFIG, "study": {"models": ["sso"]}})
+    (job,) = model_jobs(cfg, tmp_path, {"en": tiny_corpus / "fbank"}, {"en": 100.0})
+    assert run_model_job(job, cfg, progress=False).startswith("en/sso/seed0: trained and decoded in ")
+    assert run_model_job(job, cfg, progress=False) == f"en/sso/seed0: already trained and decoded, skipped ({job.exp})"
+    other = cfg.model_copy(update={"train": cfg.train.model_copy(update={"lr": 0.002})})
+    with pytest.raises(StaleOutputError, match=r"model.pt was made from other data/config \(train \(lr\)\)") as err:
+        run_model_job(job, other, progress=False)
+    assert f"in study job en/sso/seed0 ({job.exp})" in err.value.__notes__
+
+
+def test_a_finished_lm_job_is_skipped_and_one_of_other_inputs_refused(tmp_path, tiny_corpus):
+    cfg = Config(**CONFIG, lm={"embed": 8, "hidden": 16, "epochs": 1})
+    job = LMJob("en", "meaning", tiny_corpus / "fbank", tmp_path / "lm" / "en" / "meaning")
+    assert run_lm_job(job, cfg, progress=False).startswith("en/lm-meaning: trained in ")
+    assert run_lm_job(job, cfg, progress=False) == f"en/lm-meaning: already trained, skipped ({job.exp})"
+    other = cfg.model_copy(update={"lm": cfg.lm.model_copy(update={"epochs": 2})})
+    with pytest.raises(StaleOutputError, match=r"lm.pt was made from other data/config \(lm \(epochs\)\)"):
+        run_lm_job(job, other, progress=False)
+
+
+# A study whose jobs only note their start and sleep: run_model_jobs with the
+# job function swapped in the study process (workers import it by name).
+SLEEPY_JOB = """
+import os, time
+
+def sleepy(job, config, progress, threads):
+    with open(os.environ["STARTS"], "a") as f:
+        f.write(job.label + "\\n")
+    time.sleep(60)
+    return job.label
+"""
+
+STUDY = """
+import sys
+from pathlib import Path
+
+import sleepy_job
+from dualasr import study
+from dualasr.config import Config
+
+if __name__ == "__main__":  # not in the spawned workers
+    study._runner = lambda job: sleepy_job.sleepy
+    out = Path(sys.argv[1])
+    jobs = [study.ModelJob("en", s, "sso", out, out / f"seed{s}") for s in range(5)]
+    study.run_model_jobs(jobs, Config(study={"jobs": 2}), progress=False, echo=print)
+"""
+
+
+@pytest.mark.parametrize("to", ["terminal", "study process"])
+def test_an_interrupted_study_starts_no_new_job(tmp_path, to):
+    (tmp_path / "sleepy_job.py").write_text(SLEEPY_JOB)
+    (tmp_path / "interrupted_study.py").write_text(STUDY)
+    starts = tmp_path / "starts"
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "interrupted_study.py"), str(tmp_path)], env={**os.environ, "STARTS": str(starts)},
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (starts.exists() and len(starts.read_text().splitlines()) == 2):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+        sent = time.monotonic()
+        if to == "terminal":  # Ctrl-C: SIGINT to the study and its workers
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)  # the jobs would sleep 60 s
+        assert time.monotonic() - sent < 20
+        assert proc.returncode != 0
+        time.sleep(1)  # time for a worker left behind to start a job
+        assert len(starts.read_text().splitlines()) == 2
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()

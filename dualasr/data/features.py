@@ -29,6 +29,7 @@ from lhotse.features.kaldi.layers import get_mel_banks, next_power_of_2
 from dualasr.atomic import atomic_write_text
 from dualasr.data.checks import UnusableCutError, record_skipped, unusable
 from dualasr.data.manifest import Skipped, _short, load_manifest, write_manifest
+from dualasr.rundir import manifest_stamp, reuse_or_recompute
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,13 @@ def compute_split(
     skip_invalid: bool = False,
 ) -> Path:  # fmt: skip
     """Extract and store features of one split; returns the new manifest path.
-    Skipped when the manifest with features already exists. A cut whose audio
-    cannot be read is an error naming it, or with ``skip_invalid`` left out and
-    listed in ``<split>.skipped.tsv``."""
+    Skipped when the manifest with features exists and was made from this
+    ``manifest`` (content and audio files), extractor and ``skip_invalid``. A
+    cut whose audio cannot be read is an error naming it, or with
+    ``skip_invalid`` left out and listed in ``<split>.skipped.tsv``."""
     out = feats_dir / f"{split}.jsonl.gz"
-    if out.exists():
+    inputs = {"manifest": manifest_stamp(manifest), "fbank": fbank_config().to_dict(), "skip_invalid": skip_invalid}
+    if reuse_or_recompute(out, inputs):
         return out
     skipped: list[Skipped] = []
     cuts = load_manifest(manifest, skip_invalid=skip_invalid, skipped=skipped)
@@ -148,8 +151,9 @@ def _all_extracted(
 
 def compute_cmvn(train_manifest: Path, out: Path) -> dict[str, list[float]]:
     """Global mean and standard deviation per mel bin over every training frame
-    (float64 accumulation), written atomically as JSON."""
-    if out.exists():
+    (float64 accumulation), written atomically as JSON; reused while ``train_manifest``
+    and its features are unchanged."""
+    if reuse_or_recompute(out, {"train_manifest": manifest_stamp(train_manifest)}):
         return json.loads(out.read_text())
     total = np.zeros(NUM_MEL_BINS)
     total_sq = np.zeros(NUM_MEL_BINS)

@@ -34,6 +34,7 @@ from dualasr.config import DataConfig, DecodeConfig
 from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
 from dualasr.data.manifest import ManifestError, Skipped, load_manifest, supervision
 from dualasr.decode.search import decode_dual
+from dualasr.rundir import file_sha256, manifest_stamp, reuse_or_recompute
 from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import target_text
 from dualasr.train.lm import load_lm
@@ -65,14 +66,20 @@ def decode(
     data: DataConfig | None = None,
 ) -> Path:
     """Decode every cut of ``manifest`` (with cached features); returns the
-    hypotheses file. Skipped when it exists. ``lms``: per output, a language
+    hypotheses file. Skipped when it exists and was made from this model, manifest,
+    decoding config and LMs; made again otherwise. ``lms``: per output, a language
     model (``dualasr train-lm``) fused with weight ``cfg.lm_weight[output]``;
     outputs the model lacks are ignored. ``data``: the utterance length limit
     and whether unusable cuts are skipped (see the module docstring)."""
     out_dir = Path(out_dir)
     cfg = cfg or DecodeConfig()
     hyps_path = hyps_file(out_dir, split)
-    if hyps_path.exists():
+    inputs = {
+        "model": file_sha256(model_path), "manifest": manifest_stamp(manifest), "decode": cfg.model_dump(),
+        "usable_cuts": (data or DataConfig()).usable_cut_rule(),
+        "lms": {o: file_sha256(p) for o, p in sorted((lms or {}).items()) if cfg.lm_weight.get(o, 0.0) > 0},
+    }  # fmt: skip
+    if reuse_or_recompute(hyps_path, inputs):
         return hyps_path
     device = device or pick_device()
     model, tokenizers = load_model(model_path, device)

@@ -29,6 +29,7 @@ from dualasr.atomic import atomic_write_text, remove_stale_temporaries
 from dualasr.config import TextConfig
 from dualasr.data.manifest import load_manifest
 from dualasr.model.lm import LMConfig, TokenLM
+from dualasr.rundir import manifest_stamp, reuse_or_refuse
 from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import build_tokenizers, pad_ids, target_text
 from dualasr.train.trainer import CheckpointError, load_checkpoint, save_atomic, seed_everything
@@ -74,12 +75,18 @@ def train_lm(
     text: TextConfig | None = None,
     seed: int = 0,
 ) -> Path:
-    """Train the LM of ``output`` (skipped when ``lm.pt`` exists); returns its path."""
+    """Train the LM of ``output``; returns its path. An ``lm.pt`` of the same
+    manifests, output, configs and seed is returned as is; one of other inputs
+    is refused (:class:`~dualasr.rundir.StaleOutputError`)."""
     out_dir = Path(out_dir)
     final = out_dir / LM_FILE
-    if final.exists():
-        return final
     cfg, text = cfg or LMConfig(), text or TextConfig()
+    inputs = {
+        "train_manifest": manifest_stamp(train_manifest), "dev_manifest": manifest_stamp(dev_manifest),
+        "output": output, "lm": cfg.model_dump(), "text": text.model_dump(), "seed": seed,
+    }  # fmt: skip
+    if reuse_or_refuse(final, inputs, stale=out_dir.glob("tokens_*.json")):
+        return final
     seed_everything(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     for p in remove_stale_temporaries(out_dir, LM_FILE):  # left by a process killed while saving

@@ -60,6 +60,7 @@ from dualasr.data.manifest import Skipped, load_manifest, supervision
 from dualasr.errors import DualasrError
 from dualasr.model.asr import DualASR, build_model
 from dualasr.model.config import ModelConfig
+from dualasr.rundir import manifest_stamp, reuse_or_refuse, value_sha256
 from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import build_tokenizers, make_loader
 
@@ -387,7 +388,9 @@ def train(
 ) -> Path:
     """Train one model; returns the path of the averaged ``model.pt``.
 
-    Finished runs (``model.pt`` present) are skipped. Cuts longer than
+    A finished run (``model.pt``) of the same manifests, CMVN, configs and seed
+    is returned as is; a run directory holding a model or checkpoint of other
+    inputs is refused (:class:`~dualasr.rundir.StaleOutputError`). Cuts longer than
     ``data.max_utterance_seconds`` are an error naming them, or with
     ``data.skip_invalid`` left out and listed in ``train.skipped.tsv``. ``stop_after_epoch``
     ends the process's work after that epoch, as a kill would (for tests and
@@ -395,17 +398,24 @@ def train(
     """
     out_dir = Path(out_dir)
     final = out_dir / MODEL_FILE
-    if final.exists():
-        return final
     info = init_distributed()
+    text = text or TextConfig()
+    data = data or DataConfig()
+    inputs = {
+        "train_manifest": manifest_stamp(train_manifest), "dev_manifest": manifest_stamp(dev_manifest),
+        "cmvn": value_sha256(cmvn), "model": model_cfg.model_dump(), "train": train_cfg.model_dump(),
+        "text": text.model_dump(), "seed": seed, "usable_cuts": data.usable_cut_rule(),
+    }  # fmt: skip
+    partial, stale = [out_dir / "checkpoints" / "last.pt"], out_dir.glob("tokens_*.json")
+    if reuse_or_refuse(final, inputs, partial, stale, write=info.main):
+        return final
     device = pick_device(info.local_rank)
     seed_everything(seed)
 
-    text = text or TextConfig()
     train_cuts: CutSet = load_manifest(train_manifest, check_audio=False)
     dev_cuts: CutSet = load_manifest(dev_manifest, check_audio=False)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_cuts, dev_cuts = usable_cuts(train_manifest, train_cuts, dev_manifest, dev_cuts, data or DataConfig(), out_dir, info)
+    train_cuts, dev_cuts = usable_cuts(train_manifest, train_cuts, dev_manifest, dev_cuts, data, out_dir, info)
     if info.main:
         build_tokenizers(train_cuts, model_cfg.outputs, text, out_dir)
     if info.world_size > 1:
