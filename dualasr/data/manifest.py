@@ -43,7 +43,7 @@ from lhotse.utils import fastcopy
 from dualasr.atomic import atomic_path, atomic_write_text
 from dualasr.errors import DualasrError
 from dualasr.text.divergence import divergence
-from dualasr.text.normalize import LANGUAGES, normalize
+from dualasr.text.normalize import LANGUAGES, normalize, normalize_phones
 
 SPLITS = ("train", "dev", "test")
 # Columns of the plain JSONL / CSV exchange format, in order.
@@ -262,13 +262,24 @@ def supervision(cut) -> SupervisionSegment:
 
 
 def cut_divergence(cut, unit: str = "char") -> int:
-    """Divergence of a cut: ED between surface and canonical phones when the cut
-    carries both phone sequences, else between surface and meaning text."""
+    """Divergence of a cut, measured on what is scored: ED between surface and
+    canonical phones (both through ``normalize_phones``) when the cut carries
+    both phone sequences, else between surface and meaning text (both through
+    ``normalize`` for the cut's language), in ``unit``.
+
+    Error rates are computed on the same normalised forms
+    (:mod:`dualasr.score.errors`), so an utterance stored as ``"Hello, World!"``
+    / ``"hello world"`` has divergence 0, as its CER sees it; corpus statistics,
+    ED bins and the gap tables all bin through this function.
+    """
     sup = supervision(cut)
     custom = sup.custom or {}
     if custom.get("surface_phones") is not None and custom.get("canonical_phones") is not None:
-        return divergence(custom["surface_phones"], custom["canonical_phones"], "phone")
-    return divergence(custom["surface"], custom["meaning"], unit)
+        return divergence(
+            normalize_phones(custom["surface_phones"]), normalize_phones(custom["canonical_phones"]), "phone"
+        )
+    lang = sup.language
+    return divergence(normalize(custom["surface"], lang), normalize(custom["meaning"], lang), unit)
 
 
 # ------------------------------------------------------------------ manifest files
