@@ -118,33 +118,16 @@ def stats(
     typer.echo(format_table(corpus_stats(manifests, unit=unit, check_audio=check_audio)))
 
 
-@app.command("import")
-@_user_errors
-def import_(
-    fmt: Annotated[Format, typer.Argument(help="Input format.")],
-    source: Annotated[Path, typer.Argument(help="JSONL/CSV file or Kaldi data directory.")],
-    output: Annotated[Path, typer.Argument(help="Manifest to write, e.g. data/cuts_train.jsonl.gz.")],
-    language: Annotated[str | None, typer.Option(help="Language of a Kaldi dir without utt2lang.")] = None,
-    skip_invalid: Annotated[bool, typer.Option(help="Skip bad items instead of stopping.")] = False,
-    skipped: Annotated[
-        Path | None, typer.Option(help="Where to list skipped items (default: <output name>.skipped.tsv beside it).")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing manifest (and --skipped file).")] = False,
-):
-    """Import a plain JSONL/CSV file or a Kaldi data directory as a validated manifest."""
-    from dualasr.data import manifest as m
-
-    items = {
-        Format.jsonl: lambda: m.read_jsonl(source),
-        Format.csv: lambda: m.read_csv(source),
-        Format.kaldi: lambda: m.read_kaldi(source, language),
-    }[fmt]()
-    report = m.import_manifest(
-        items, output, source, skip_invalid=skip_invalid, skipped_path=skipped, overwrite=overwrite
+@app.command("import", hidden=True, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def import_replaced(ctx: typer.Context):
+    """Replaced by ``dualasr prepare jsonl|csv|kaldi``; says so instead of "No such command"."""
+    typer.echo(
+        "error: `dualasr import` is now `dualasr prepare jsonl|csv|kaldi SOURCE OUT_DIR`: it writes "
+        "OUT_DIR/cuts_<split>.jsonl.gz (-o split=dev for another split than train, "
+        "-o language=ko for a Kaldi directory without utt2lang)",
+        err=True,
     )
-    typer.echo(f"wrote {report.utterances} utterances to {output}")
-    if report.skipped:
-        typer.echo(f"skipped {len(report.skipped)} invalid item(s); reasons in {report.skipped_path}", err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -201,7 +184,10 @@ def _preparer_options(fn, pairs: list[str]) -> dict:
 @_user_errors
 def prepare(
     corpus: Annotated[str, typer.Argument(help="l2arctic, speechocean762, ksponspeech, aihub-l2, jsonl, csv, kaldi.")],
-    corpus_dir: Annotated[Path, typer.Argument(help="The corpus as distributed (see docs for each layout).")],
+    corpus_dir: Annotated[
+        Path,
+        typer.Argument(help="The corpus as distributed (see docs for each layout), or a JSONL/CSV file or Kaldi dir."),
+    ],
     out_dir: Annotated[Path, typer.Argument(help="Where cuts_{train,dev,test}.jsonl.gz go.")],
     option: Annotated[
         list[str], typer.Option("--option", "-o", help="Corpus option KEY=VALUE, e.g. -o tags=drop.")
@@ -209,7 +195,10 @@ def prepare(
     skip_invalid: Annotated[bool, typer.Option(help="Skip bad items (listed in skipped.tsv) instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing manifests.")] = False,
 ):
-    """Prepare a real corpus into dualasr manifests, keeping both the surface and the meaning side."""
+    """Prepare a corpus, or plain JSONL/CSV/Kaldi data, into manifests keeping both the surface and the meaning side.
+
+    jsonl, csv, kaldi: one input (to -o split=..., default train) or one per split in a directory.
+    """
     from dualasr.data.prepare import PREPARERS
 
     if corpus not in PREPARERS:

@@ -2,7 +2,6 @@
 
 from dualasr.analysis.cka import (
     LinearCKAAccumulator,
-    MinibatchCKAAccumulator,
     center_gram,
     cka,
     gram_linear,
@@ -15,7 +14,6 @@ from dualasr.analysis.cka import (
 
 __all__ = [
     "LinearCKAAccumulator",
-    "MinibatchCKAAccumulator",
     "center_gram",
     "cka",
     "gram_linear",

@@ -33,35 +33,28 @@ For the linear kernel the same values come from feature space (Kornblith et al.'
 
 (the (n-1)^2 and n(n-3) factors cancel in the ratio).
 
-Estimators
-----------
-* `LinearCKAAccumulator`: **exact** linear CKA over a whole data set, streamed.
-  It sums, in float64, the sufficient statistics of the feature-space formulas
-  (X^T Y for every layer pair, X_a^T X_a per layer, column sums and, for the
-  debiased form, sums of per-row squared norms), chunk by chunk, so memory is
-  O((sum of d_x) x (sum of d_y)), independent of the number of frames.
-  **The analysis stage uses it by default for linear CKA**: it gives the full-data
-  value rather than an estimate from sub-samples, uses every frame, and does not
-  depend on the order of the data or on how it was batched.
-* `MinibatchCKAAccumulator`: minibatch CKA of Nguyen, Raghu & Kornblith (2021),
-  "Do Wide and Deep Networks Learn the Same Things?", sec. 3.1: HSIC averaged
-  over k-example minibatches X_1..X_B::
+Streaming
+---------
+`LinearCKAAccumulator` gives **exact** linear CKA over a whole data set, streamed:
+it sums, in float64, the sufficient statistics of the feature-space formulas
+(X^T Y for every layer pair, X_a^T X_a per layer, column sums and, for the
+debiased form, sums of per-row squared norms), chunk by chunk, so memory is
+O((sum of d_x) x (sum of d_y)), independent of the number of frames. The analysis
+stage uses it for every CKA table: it gives the full-data value rather than an
+estimate from sub-samples, uses every frame, and does not depend on the order of
+the data or on how it was batched. The Gram-matrix functions (`gram_linear`,
+`gram_rbf`, `center_gram`, `hsic`, `cka`, `rbf_cka`) are Kornblith et al.'s
+formulas, against which the accumulator is checked; they hold (n, n) matrices,
+so they suit a few thousand examples at most.
 
-      CKA_mb = mean_i HSIC(K_i, L_i) / sqrt(mean_i HSIC(K_i, K_i) mean_i HSIC(L_i, L_i))
-
-  With HSIC_1 (the default, as in Nguyen et al.) the mean does not depend on k in
-  expectation. It only ever holds k x k Gram matrices, so it is how RBF CKA is
-  computed on many frames (and the analysis stage's default for RBF). The value
-  depends on which examples share a minibatch (frames of one utterance arrive
-  together), and the final incomplete minibatch is left out.
-
-Both accumulators take model outputs batch by batch (``update``): a list of layers,
+The accumulator takes model outputs batch by batch (``update``): a list of layers,
 each (batch, frames, dim), with a boolean padding mask (batch, frames), True = valid.
 ``level="frame"`` compares aligned frames (same audio, same subsampling);
 ``level="utterance"`` compares per-utterance means (`pool_utterances`), each model
 with its own mask, for outputs whose sequences differ (e.g. the token sequences of
 the surface and meaning decoders).
 
+Every estimator defaults to debiased CKA (HSIC_1), as the analysis stage does.
 Degenerate inputs never give a silent NaN: fewer than 4 examples with the debiased
 estimator (2 with the biased one), a representation constant over the examples
 (zero centred Gram matrix: CKA is 0/0), a non-positive debiased self-HSIC, or an
@@ -83,7 +76,6 @@ import torch
 
 Array = np.ndarray | torch.Tensor
 Level = Literal["frame", "utterance"]
-Kernel = Literal["linear", "rbf"]
 
 # A centred squared norm (||HKH||_F^2, or ||X_c||_F^2 in feature space) at or below
 # this fraction of the uncentred one is rounding error (1e-10 in norm): the
@@ -152,7 +144,7 @@ def center_gram(gram: Array, unbiased: bool = False) -> torch.Tensor:
     return _center(g, unbiased)
 
 
-def hsic(gram_x: Array, gram_y: Array, debiased: bool = False) -> float:
+def hsic(gram_x: Array, gram_y: Array, debiased: bool = True) -> float:
     """HSIC of two (n, n) Gram matrices of the same n examples.
 
     biased: HSIC_0 = tr(K H L H) / (n-1)^2 (Gretton et al. 2005);
@@ -163,7 +155,7 @@ def hsic(gram_x: Array, gram_y: Array, debiased: bool = False) -> float:
     return float((_center(kx, debiased) * _center(ky, debiased)).sum()) / _hsic_scale(n, debiased)
 
 
-def cka(gram_x: Array, gram_y: Array, debiased: bool = False) -> float:
+def cka(gram_x: Array, gram_y: Array, debiased: bool = True) -> float:
     """CKA of two (n, n) Gram matrices: HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)).
 
     Kornblith et al. (2019)'s ``cka(gram_x, gram_y, debiased)``; debiased uses
@@ -179,7 +171,7 @@ def cka(gram_x: Array, gram_y: Array, debiased: bool = False) -> float:
     return float(_normalise(h_xy, h_xx, h_yy)[0, 0])
 
 
-def linear_cka(x: Array, y: Array, debiased: bool = False) -> float:
+def linear_cka(x: Array, y: Array, debiased: bool = True) -> float:
     """Linear CKA of X (n, d_x) and Y (n, d_y), rows = examples.
 
     The feature-space formulas of the module docstring (Kornblith et al. 2019,
@@ -190,7 +182,7 @@ def linear_cka(x: Array, y: Array, debiased: bool = False) -> float:
     return float(acc.compute(debiased=debiased)[0, 0])
 
 
-def rbf_cka(x: Array, y: Array, threshold: float = 1.0, debiased: bool = False) -> float:
+def rbf_cka(x: Array, y: Array, threshold: float = 1.0, debiased: bool = True) -> float:
     """RBF CKA of X (n, d_x) and Y (n, d_y): `cka` of the two `gram_rbf` matrices,
     each with bandwidth threshold x its own median distance."""
     return cka(gram_rbf(x, threshold), gram_rbf(y, threshold), debiased=debiased)
@@ -219,14 +211,53 @@ def pool_utterances(h: Array, mask: Array) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------
-# Accumulators: feed model outputs batch by batch
+# Streaming: feed model outputs batch by batch
 # ---------------------------------------------------------------------------
 
 
-class _LayerPairAccumulator:
-    """Shared input handling: layer lists, padding masks, frame/utterance level."""
+class LinearCKAAccumulator:
+    """Exact linear CKA between every layer of model X and every layer of model Y,
+    streamed over a data set (Kornblith et al. 2019 feature-space formulas).
 
-    def __init__(self, n_layers_x: int, n_layers_y: int, level: Level = "frame") -> None:
+    Per example row x_i (all X layers side by side, D_x = sum of d_x) and y_i,
+    shifted by a constant t (the mean of the first batch), it keeps in float64:
+    n; S_x = sum x_i; S_y; C = sum x_i y_i^T (D_x, D_y); per layer X_a^T X_a
+    and Y_b^T Y_b; and for the debiased form, with q_ai = |x_ai|^2, r_bi = |y_bi|^2:
+    sum q_a, sum r_b, sum q_a r_b, sum q_a^2, sum r_b^2, sum r_b x_ai, sum q_a y_bi,
+    sum q_a x_ai, sum r_b y_bi. Memory is O(D_x D_y), whatever the number of frames.
+    `compute` centres these (X_c^T Y_c = C - n m_x m_y^T) and applies the formulas
+    of the module docstring, so the result equals `linear_cka` on all rows at once.
+
+    Why the shift: CKA is invariant to it, and the centring at the end subtracts
+    n m m^T from sums that grow with |x_i - t|^2 (|x_i - t|^4 for the debiased
+    row norms), so their rounding error scales with |m - t|^2 / var relative to
+    what is left. The first batch's mean puts t within a few standard errors of
+    the data mean; a single row (the first example, say) can lie anywhere, and
+    with float32 products a far one gives a wrong debiased value or a spurious
+    non-positive self-HSIC. One leading outlier in a first batch of b rows
+    moves t by only 1/b of its distance.
+
+    matmul_dtype: dtype of each chunk's X^T Y product before it is added to the
+    float64 sums. None = float64 if the batch is float64, else float32: model
+    outputs (float32) are not up-cast, which halves the time of the dominant cost
+    (2 n D_x D_y flops); an exact float64 result needs float64 inputs or
+    matmul_dtype=torch.float64.
+
+    Example::
+
+        acc = LinearCKAAccumulator(12, 12)
+        for batch in loader:
+            acc.update(enc_sso(batch), enc_mso(batch), mask=batch.frame_mask)
+        table = acc.compute()  # (12, 12)
+    """
+
+    def __init__(
+        self,
+        n_layers_x: int,
+        n_layers_y: int,
+        level: Level = "frame",
+        matmul_dtype: torch.dtype | None = None,
+    ) -> None:
         if n_layers_x < 1 or n_layers_y < 1:
             raise ValueError(
                 f"need at least one layer per model, got {n_layers_x} and {n_layers_y}"
@@ -238,6 +269,11 @@ class _LayerPairAccumulator:
         self.level = level
         self._dims_x: list[int] | None = None
         self._dims_y: list[int] | None = None
+        self.matmul_dtype = matmul_dtype
+        self.n_examples = 0
+        self._state: dict[str, torch.Tensor] | None = None
+        self._self_x: list[torch.Tensor] = []  # X_a^T X_a per layer
+        self._self_y: list[torch.Tensor] = []
 
     def update(
         self,
@@ -270,9 +306,6 @@ class _LayerPairAccumulator:
                 f"y {self._dims_y} -> {dims_y}"
             )
         self._update_rows(x_rows, y_rows)
-
-    def _update_rows(self, x_rows: list[torch.Tensor], y_rows: list[torch.Tensor]) -> None:
-        raise NotImplementedError
 
     def _rows(self, xs, ys, mask, mask_y) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The (n, d) example rows of every layer of this batch."""
@@ -320,48 +353,6 @@ class _LayerPairAccumulator:
         return [pool_utterances(h, mask) for h in xs], [pool_utterances(h, mask_y) for h in ys]
 
 
-class LinearCKAAccumulator(_LayerPairAccumulator):
-    """Exact linear CKA between every layer of model X and every layer of model Y,
-    streamed over a data set (Kornblith et al. 2019 feature-space formulas).
-
-    Per example row x_i (all X layers side by side, D_x = sum of d_x) and y_i,
-    it keeps in float64 (shifted by the first example, a constant, so that
-    centring at the end does not cancel catastrophically):
-    n; S_x = sum x_i; S_y; C = sum x_i y_i^T (D_x, D_y); per layer X_a^T X_a
-    and Y_b^T Y_b; and for the debiased form, with q_ai = |x_ai|^2, r_bi = |y_bi|^2:
-    sum q_a, sum r_b, sum q_a r_b, sum q_a^2, sum r_b^2, sum r_b x_ai, sum q_a y_bi,
-    sum q_a x_ai, sum r_b y_bi. Memory is O(D_x D_y), whatever the number of frames.
-    `compute` centres these (X_c^T Y_c = C - n m_x m_y^T) and applies the formulas
-    of the module docstring, so the result equals `linear_cka` on all rows at once.
-
-    matmul_dtype: dtype of each chunk's X^T Y product before it is added to the
-    float64 sums. None = float64 if the batch is float64, else float32: model
-    outputs (float32) are not up-cast, which halves the time of the dominant cost
-    (2 n D_x D_y flops); an exact float64 result needs float64 inputs or
-    matmul_dtype=torch.float64.
-
-    Example::
-
-        acc = LinearCKAAccumulator(12, 12)
-        for batch in loader:
-            acc.update(enc_sso(batch), enc_mso(batch), mask=batch.frame_mask)
-        table = acc.compute()  # (12, 12)
-    """
-
-    def __init__(
-        self,
-        n_layers_x: int,
-        n_layers_y: int,
-        level: Level = "frame",
-        matmul_dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(n_layers_x, n_layers_y, level)
-        self.matmul_dtype = matmul_dtype
-        self.n_examples = 0
-        self._state: dict[str, torch.Tensor] | None = None
-        self._self_x: list[torch.Tensor] = []  # X_a^T X_a per layer
-        self._self_y: list[torch.Tensor] = []
-
     def _update_rows(self, x_rows, y_rows) -> None:
         f64 = torch.float64
         dtype = self.matmul_dtype
@@ -371,7 +362,7 @@ class LinearCKAAccumulator(_LayerPairAccumulator):
         x = torch.cat([h.to(device, dtype) for h in x_rows], 1)  # (n, D_x)
         y = torch.cat([h.to(device, dtype) for h in y_rows], 1)  # (n, D_y)
         if self._state is None:
-            self._start(x[0], y[0])
+            self._start(x, y)
         st = self._state
         x = x - st["shift_x"].to(dtype)
         y = y - st["shift_y"].to(dtype)
@@ -407,7 +398,7 @@ class LinearCKAAccumulator(_LayerPairAccumulator):
         self.n_examples += x.shape[0]
 
     def _start(self, first_x: torch.Tensor, first_y: torch.Tensor) -> None:
-        """Allocate the float64 sums; the first example becomes the shift."""
+        """Allocate the float64 sums; the mean of the first batch (n, D) becomes the shift."""
         f64, device = torch.float64, first_x.device
         dx, dy = sum(self._dims_x), sum(self._dims_y)
         lx, ly = self.n_layers_x, self.n_layers_y
@@ -422,8 +413,8 @@ class LinearCKAAccumulator(_LayerPairAccumulator):
             torch.arange(ly, device=device), torch.tensor(self._dims_y, device=device)
         )
         self._state = {
-            "shift_x": first_x.to(f64),
-            "shift_y": first_y.to(f64),
+            "shift_x": first_x.to(f64).mean(0),
+            "shift_y": first_y.to(f64).mean(0),
             "layer_x": layer_x,
             "layer_y": layer_y,  # layer of each column
             "onehot_x": torch.nn.functional.one_hot(layer_x, lx).to(f64),  # (D_x, L_x)
@@ -444,12 +435,14 @@ class LinearCKAAccumulator(_LayerPairAccumulator):
         self._self_x = [zeros(d, d) for d in self._dims_x]
         self._self_y = [zeros(d, d) for d in self._dims_y]
 
-    def compute(self, debiased: bool = False) -> np.ndarray:
+    def compute(self, debiased: bool = True) -> np.ndarray:
         """Linear CKA for every layer pair: (n_layers_x, n_layers_y) float64.
 
-        debiased=False (default) is the standard linear CKA of Kornblith et al.
-        (2019), as in the reference study; with the n of a test set of frames
-        (n >> d) the debiased value differs little.
+        debiased=True (default, as the analysis stage): HSIC_1 (Song et al. 2012),
+        which does not drift towards 1 when the examples are few for their
+        dimension (d >> n, as utterance-level decoder states); debiased=False is
+        the standard linear CKA of Kornblith et al. (2019) used by the reference
+        study. With the n of a test set of frames (n >> d) the two differ little.
         """
         n = self.n_examples
         _check_count(n, debiased)
@@ -499,116 +492,6 @@ class LinearCKAAccumulator(_LayerPairAccumulator):
                     h = _debias(h, row_norms, hx[a][1], hy[b][1], n)
                 out[a, b] = float(h) / math.sqrt(hx[a][0] * hy[b][0])
         return out
-
-
-class MinibatchCKAAccumulator(_LayerPairAccumulator):
-    """Minibatch CKA (Nguyen, Raghu & Kornblith 2021) between every layer of model
-    X and every layer of model Y, linear or RBF kernel.
-
-    Valid rows are buffered until ``batch_size`` examples are there; each full
-    minibatch i adds HSIC(K_i, L_i), HSIC(K_i, K_i), HSIC(L_i, L_i) for every
-    layer pair, both biased (HSIC_0) and unbiased (HSIC_1). `compute` returns
-    mean_i HSIC(K_i, L_i) / sqrt(mean_i HSIC(K_i, K_i) mean_i HSIC(L_i, L_i)).
-    Every minibatch has exactly ``batch_size`` examples (HSIC_0's bias depends on
-    it); the incomplete remainder (`n_pending`) is left out.
-
-    kernel "rbf": `gram_rbf` with ``threshold`` x the median distance of that
-    minibatch. Memory: O((n_layers_x + n_layers_y) batch_size^2) float64.
-    """
-
-    def __init__(
-        self,
-        n_layers_x: int,
-        n_layers_y: int,
-        batch_size: int = 512,
-        kernel: Kernel = "linear",
-        threshold: float = 1.0,
-        level: Level = "frame",
-    ) -> None:
-        super().__init__(n_layers_x, n_layers_y, level)
-        if batch_size < 4:
-            raise ValueError(
-                f"batch_size must be >= 4 (the unbiased HSIC needs 4 examples), got {batch_size}"
-            )
-        if kernel not in ("linear", "rbf"):
-            raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
-        if kernel == "rbf" and not threshold > 0:
-            raise ValueError(f"RBF threshold must be > 0, got {threshold}")
-        self.batch_size = batch_size
-        self.kernel = kernel
-        self.threshold = threshold
-        self.n_batches = 0
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
-        # Per estimator (False = biased, True = debiased): sums over minibatches of
-        # <C(K), C(L)> (n_layers_x, n_layers_y), <C(K), C(K)>, <C(L), C(L)>.
-        self._sums: dict[bool, list[torch.Tensor]] = {}
-        self._raw_x = torch.zeros(n_layers_x, dtype=torch.float64)
-        self._raw_y = torch.zeros(n_layers_y, dtype=torch.float64)
-
-    @property
-    def n_pending(self) -> int:
-        """Examples waiting for a full minibatch (left out of the result so far)."""
-        return 0 if self._pending is None else self._pending[0].shape[0]
-
-    def _update_rows(self, x_rows, y_rows) -> None:
-        x = torch.cat([h.to(torch.float64) for h in x_rows], 1)
-        y = torch.cat([h.to(torch.float64) for h in y_rows], 1)
-        _check_finite(x.sum(0), self._dims_x, "xs")
-        _check_finite(y.sum(0), self._dims_y, "ys")
-        if self._pending is not None:
-            x = torch.cat([self._pending[0], x.to(self._pending[0].device)])
-            y = torch.cat([self._pending[1], y.to(self._pending[1].device)])
-        k = self.batch_size
-        start = 0
-        while x.shape[0] - start >= k:
-            self._add_minibatch(x[start : start + k], y[start : start + k])
-            start += k
-        self._pending = (x[start:].clone(), y[start:].clone())
-
-    def _grams(self, rows: torch.Tensor, dims: list[int]) -> torch.Tensor:
-        if self.kernel == "linear":
-            return torch.stack([gram_linear(rows[:, sl]) for sl in _slices(dims)])
-        return torch.stack([gram_rbf(rows[:, sl], self.threshold) for sl in _slices(dims)])
-
-    def _add_minibatch(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        kx = self._grams(x, self._dims_x).cpu()  # (n_layers_x, k, k)
-        ky = self._grams(y, self._dims_y).cpu()
-        self._raw_x += kx.square().sum((1, 2))
-        self._raw_y += ky.square().sum((1, 2))
-        for debiased in (False, True):
-            cx = _center(kx, debiased).flatten(1)
-            cy = _center(ky, debiased).flatten(1)
-            sums = [cx @ cy.T, cx.square().sum(1), cy.square().sum(1)]
-            if debiased in self._sums:
-                for acc, s in zip(self._sums[debiased], sums, strict=True):
-                    acc += s
-            else:
-                self._sums[debiased] = sums
-        self.n_batches += 1
-
-    def hsic(self, debiased: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean HSIC over the minibatches so far: (xy (n_layers_x, n_layers_y),
-        xx (n_layers_x,), yy (n_layers_y,)); HSIC_1 if debiased, else HSIC_0."""
-        if self.n_batches == 0:
-            raise ValueError(
-                f"no complete minibatch of {self.batch_size} examples yet "
-                f"({self.n_pending} pending)"
-            )
-        scale = self.n_batches * _hsic_scale(self.batch_size, debiased)
-        return tuple((s / scale).numpy() for s in self._sums[debiased])
-
-    def compute(self, debiased: bool = True) -> np.ndarray:
-        """Minibatch CKA for every layer pair: (n_layers_x, n_layers_y) float64.
-
-        debiased=True (default, as Nguyen et al. 2021) uses HSIC_1, whose mean over
-        minibatches estimates the full-data HSIC whatever the minibatch size.
-        """
-        h_xy, h_xx, h_yy = (torch.from_numpy(h) for h in self.hsic(debiased))
-        scale = _hsic_scale(self.batch_size, debiased)
-        n = self.batch_size
-        h_xx = _check_self_hsic(h_xx * scale, self._raw_x / self.n_batches, n, "xs")
-        h_yy = _check_self_hsic(h_yy * scale, self._raw_y / self.n_batches, n, "ys")
-        return _normalise(h_xy * scale, h_xx, h_yy).numpy()
 
 
 # ---------------------------------------------------------------------------

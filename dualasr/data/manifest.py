@@ -43,7 +43,7 @@ from lhotse.utils import fastcopy
 from dualasr.atomic import atomic_path, atomic_write_text
 from dualasr.errors import DualasrError
 from dualasr.text.divergence import divergence
-from dualasr.text.normalize import LANGUAGES, normalize
+from dualasr.text.normalize import LANGUAGES, normalize, normalize_phones
 
 SPLITS = ("train", "dev", "test")
 # Columns of the plain JSONL / CSV exchange format, in order.
@@ -262,13 +262,24 @@ def supervision(cut) -> SupervisionSegment:
 
 
 def cut_divergence(cut, unit: str = "char") -> int:
-    """Divergence of a cut: ED between surface and canonical phones when the cut
-    carries both phone sequences, else between surface and meaning text."""
+    """Divergence of a cut, measured on what is scored: ED between surface and
+    canonical phones (both through ``normalize_phones``) when the cut carries
+    both phone sequences, else between surface and meaning text (both through
+    ``normalize`` for the cut's language), in ``unit``.
+
+    Error rates are computed on the same normalised forms
+    (:mod:`dualasr.score.errors`), so an utterance stored as ``"Hello, World!"``
+    / ``"hello world"`` has divergence 0, as its CER sees it; corpus statistics,
+    ED bins and the gap tables all bin through this function.
+    """
     sup = supervision(cut)
     custom = sup.custom or {}
     if custom.get("surface_phones") is not None and custom.get("canonical_phones") is not None:
-        return divergence(custom["surface_phones"], custom["canonical_phones"], "phone")
-    return divergence(custom["surface"], custom["meaning"], unit)
+        return divergence(
+            normalize_phones(custom["surface_phones"]), normalize_phones(custom["canonical_phones"]), "phone"
+        )
+    lang = sup.language
+    return divergence(normalize(custom["surface"], lang), normalize(custom["meaning"], lang), unit)
 
 
 # ------------------------------------------------------------------ manifest files
@@ -424,70 +435,6 @@ def write_skipped(skipped: list[Skipped], path: str | Path, overwrite: bool = Tr
     lines = ["id\tsource\treason"] + [f"{s.id}\t{s.source}\t{s.reason}" for s in skipped]
     with _writing(Path(path)):
         atomic_write_text(path, "\n".join(lines) + "\n", overwrite=overwrite)
-
-
-def skipped_path_for(manifest: str | Path) -> Path:
-    """Where the items skipped while writing ``manifest`` are listed by default:
-    ``cuts_train.jsonl.gz`` -> ``cuts_train.skipped.tsv`` beside it."""
-    manifest = Path(manifest)
-    return manifest.with_name(manifest.name.split(".")[0] + ".skipped.tsv")
-
-
-@dataclass
-class ImportReport:
-    output: Path
-    utterances: int
-    skipped: list[Skipped]
-    skipped_path: Path | None  # where ``skipped`` is listed (None: nothing skipped, no list asked for)
-
-
-def import_manifest(
-    items: Iterable[tuple[str, Utterance]],
-    output: str | Path,
-    source: str | Path,
-    skip_invalid: bool = False,
-    skipped_path: str | Path | None = None,
-    overwrite: bool = False,
-) -> ImportReport:
-    """Validate ``items`` (read from ``source``) and write them as the manifest ``output``.
-
-    Every output is checked before the input is read, and nothing is written
-    when the import fails. The skipped list (``skipped_path``, by default
-    :func:`skipped_path_for` ``output``) describes this import: written when
-    items were skipped or when a path was asked for; a default one left by an
-    earlier import is removed when nothing was skipped. An import that leaves no
-    usable utterance is an error (with the skipped list written, for the reasons).
-    """
-    output = Path(output)
-    check_manifest_name(output)
-    where = Path(skipped_path) if skipped_path is not None else skipped_path_for(output)
-    if where.resolve() == output.resolve():
-        raise ManifestError(f"{where}: the skipped list cannot be the output manifest")
-    asked = [output] + ([where] if skipped_path is not None else [])
-    for target in asked:
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target}: exists; refusing to overwrite (pass overwrite=True / --overwrite)")
-    skipped: list[Skipped] = []
-    cuts = cuts_from_utterances(items, skip_invalid=skip_invalid, skipped=skipped)
-    if skipped or skipped_path is not None:
-        write_skipped(skipped, where)
-    if not len(cuts):
-        if skipped:
-            raise ManifestError(
-                f"{source}: no usable utterance: all {len(skipped)} item(s) were skipped "
-                f"(reasons in {where}); {output} not written"
-            )
-        raise ManifestError(f"{source}: no utterances to import; {output} not written")
-    try:
-        write_manifest(cuts, output, overwrite=overwrite)
-    except BaseException:
-        if skipped or skipped_path is not None:
-            where.unlink(missing_ok=True)  # it would describe an import that did not happen
-        raise
-    if not skipped and skipped_path is None:
-        where.unlink(missing_ok=True)  # left by an earlier import of this manifest
-    listed = where if skipped or skipped_path is not None else None
-    return ImportReport(output, len(cuts), skipped, listed)
 
 
 # --------------------------------------------------------------- import / export

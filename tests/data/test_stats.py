@@ -1,5 +1,8 @@
+from dataclasses import replace
+
 from dualasr.data import manifest as m
 from dualasr.data.stats import corpus_stats, format_table, split_of
+from dualasr.score.errors import load_references
 
 
 def test_table1_layout(tmp_path, utterances):
@@ -22,3 +25,25 @@ def test_table1_layout(tmp_path, utterances):
 def test_split_from_file_name(tmp_path):
     assert split_of(tmp_path / "cuts_train.jsonl.gz") == "train"
     assert split_of(tmp_path / "other.jsonl.gz") == "other"
+
+
+def test_raw_text_bins_as_its_normalised_form(tmp_path, utterances):
+    """ED is measured on what CER scores: case, punctuation and phone stress are
+    not divergence, in Table 1 and in the scorer's ED bins alike."""
+    (_, en), _, _, (_, ko), _ = utterances
+    raw = [
+        replace(en, id="hello", surface="Hello, World!", meaning="hello world"),  # raw ED 4, normalised 0
+        replace(en, id="sink", surface="I SINK, so...", meaning="i think so"),  # raw ED 9, normalised 2
+        replace(ko, id="ko", surface="궁물이, 조아요!", meaning="국물이 좋아요."),  # raw ED 4, normalised 2
+        replace(en, id="phones", surface_phones=["S", "IH1", "NG", "K"],
+                canonical_phones=["TH", "IH0", "NG", "K"]),  # raw ED 2, normalised 1
+    ]  # fmt: skip
+    path = m.write_manifest(
+        m.cuts_from_utterances((f"raw:{i}", u) for i, u in enumerate(raw)), tmp_path / "cuts_test.jsonl.gz"
+    )
+    cuts = m.load_manifest(path)
+    assert [m.cut_divergence(c) for c in cuts] == [0, 2, 2, 1]
+    stats = corpus_stats([path])
+    assert stats["en"].bins == {"0": 1, "1-3": 2} and stats["ko"].bins == {"1-3": 1}
+    refs = load_references(path)
+    assert refs["en"].ed.tolist() == [0, 2, 1] and refs["ko"].ed.tolist() == [2]

@@ -238,9 +238,14 @@ class Collector:
         for cut in cuts:
             by_manifest[manifest_of[cut.id]].append(cut)
         if not any(by_manifest.values()):
+            if report.skipped_items:  # the reasons are what the user needs to mend the corpus
+                self._check_targets([None])
+                write_skipped(report.skipped_items, self._path(None))
             raise ManifestError(
                 f"{report.corpus}: no usable utterance ({report.total_found} found, "
-                f"{sum(report.skipped.values())} skipped); nothing written"
+                f"{sum(report.skipped.values())} skipped"
+                + (f", reasons in {self._path(None)}" if report.skipped_items else "")
+                + "); no manifest written"
             )
         names = [n for n, c in by_manifest.items() if c]
         self._check_targets(names + ([None] if report.skipped_items else []))
@@ -254,9 +259,11 @@ class Collector:
         if report.skipped_items:
             write_skipped(report.skipped_items, self._path(None))
             report.paths.append(self._path(None))
+        elif self.overwrite:  # a list left by an earlier run would describe skips this one did not make
+            self._path(None).unlink(missing_ok=True)
         written = set(report.paths)
-        for stale in sorted(report.output_dir.glob("cuts_*.jsonl.gz")):
-            if stale not in written:
+        for stale in sorted([*report.output_dir.glob("cuts_*.jsonl.gz"), self._path(None)]):
+            if stale not in written and stale.exists():
                 self.warn(f"{stale}: left from an earlier run (not written by this one)")
         return report
 
