@@ -217,7 +217,8 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
     hypotheses exist) one model; returns a line for the log. ``threads``: run in
     a worker process of :func:`run_model_jobs`, with that many torch threads."""
     from dualasr.decode.run import decode, hyps_file
-    from dualasr.train.trainer import MODEL_FILE, train
+    from dualasr.model.checkpoint import MODEL_FILE
+    from dualasr.train.trainer import train
 
     _worker_setup(job.label, threads)
     if (job.exp / MODEL_FILE).exists() and hyps_file(job.exp, "test").exists():

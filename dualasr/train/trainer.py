@@ -34,16 +34,12 @@ Output directory::
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
 import os
-import pickle
 import random
-import re
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,36 +49,19 @@ import torch.distributed as dist
 from lhotse import CutSet
 from tqdm import tqdm
 
-from dualasr.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
+from dualasr.atomic import atomic_write_text, remove_stale_temporaries
 from dualasr.config import DataConfig, TextConfig, TrainConfig
 from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
 from dualasr.data.manifest import Skipped, load_manifest, supervision
-from dualasr.errors import DualasrError
-from dualasr.model.asr import DualASR, build_model
+from dualasr.device import pick_device
+from dualasr.model.asr import build_model
+from dualasr.model.checkpoint import MODEL_FILE, CheckpointError, load_checkpoint, save_atomic
 from dualasr.model.config import ModelConfig
-from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import build_tokenizers, make_loader
 
 log = logging.getLogger(__name__)
 
-#: The averaged model of a run directory, which decode, study and analyze read.
-MODEL_FILE = "model.pt"
-
-
-class CheckpointError(DualasrError):
-    """A checkpoint that cannot be used (corrupt, or from another configuration)."""
-
-
 # ------------------------------------------------------------------ environment
-
-
-def pick_device(local_rank: int = 0) -> torch.device:
-    """CUDA if available, then MPS, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -179,76 +158,6 @@ def count_steps(sampler, epochs: int, accum_grad: int) -> int:
 # ------------------------------------------------------------------ checkpoints
 
 
-def state_checksum(obj) -> str:
-    """``"sha256:<hex>"`` over every tensor in ``obj`` (nested dicts, lists and
-    tuples; other values are skipped). Each tensor contributes its key path
-    (``repr`` of the keys and indices joined by ``/``), dtype, shape and bytes,
-    in the order of the sorted key paths, so the result does not depend on
-    dict order nor on the device the tensors are on."""
-    tensors: list[tuple[str, torch.Tensor]] = []
-
-    def walk(x, where: str) -> None:
-        if isinstance(x, torch.Tensor):
-            tensors.append((where, x))
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                walk(v, f"{where}/{k!r}")
-        elif isinstance(x, list | tuple):
-            for i, v in enumerate(x):
-                walk(v, f"{where}/{i}")
-
-    walk(obj, "")
-    h = hashlib.sha256()
-    for where, t in sorted(tensors, key=lambda item: item[0]):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())  # raw bytes, any dtype (numpy lacks bfloat16)
-    return f"sha256:{h.hexdigest()}"
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """``torch.save`` the checkpoint dict ``obj`` with its :func:`state_checksum`
-    under ``"checksum"``, to a temporary file then rename: a kill never leaves
-    half a checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save({**obj, "checksum": state_checksum(obj)}, tmp)
-
-
-def load_checkpoint(
-    path: Path, map_location="cpu", required: tuple[str, ...] = ("model", "model_config"),
-    error: type[CheckpointError] = CheckpointError,
-) -> dict:  # fmt: skip
-    """A dict saved by :func:`save_atomic` with the ``required`` keys and its
-    checksum verified; else ``error`` naming the file. Only tensors and plain
-    data are unpickled (``weights_only``): a file asking for anything else,
-    such as a function to call, is refused before any of it runs. A file with
-    no checksum (written before dualasr stored one) is refused too: its
-    weights cannot be verified."""
-    try:
-        with warnings.catch_warnings():
-            # Before refusing a plain pickle torch warns about its protocol: the error says enough.
-            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # torch's restricted unpickler refused the file
-        # torch names the refused callable or class as "GLOBAL <module>.<name>".
-        unsafe = re.search(r"GLOBAL (\S+)", str(e))
-        if unsafe:
-            raise error(f"{path}: holds something other than tensors and plain data ({unsafe[1]}); "
-                        "not loaded, since loading it could run code") from None  # fmt: skip
-        raise error(f"{path}: corrupt or unreadable checkpoint (not tensors and plain data as "
-                    "torch.save writes them); not loaded") from None  # fmt: skip
-    except Exception as e:  # truncated zip, ...
-        raise error(f"{path}: corrupt or unreadable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or not set(required) <= set(ckpt):
-        raise error(f"{path}: not a dualasr checkpoint (no {' / '.join(required)})")
-    if "checksum" not in ckpt:
-        raise error(f"{path}: no checksum (written by a dualasr older than checksums), so its weights "
-                    "cannot be verified; not loaded: train it again with this version")  # fmt: skip
-    if ckpt["checksum"] != state_checksum(ckpt):
-        raise error(f"{path}: checksum mismatch: the weights are corrupt; not loaded")
-    return ckpt
-
-
 def check_same_config(ckpt: dict, path: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     """Resuming with another architecture or optimisation set-up is an error naming the keys."""
     for name, now in (("model_config", model_cfg.model_dump()), ("train_config", train_cfg.model_dump())):
@@ -259,21 +168,6 @@ def check_same_config(ckpt: dict, path: Path, model_cfg: ModelConfig, train_cfg:
                 f"{path}: saved with a different {name.replace('_', ' ')} "
                 f"(keys {', '.join(diff)}); use a new output directory or restore the config"
             )
-
-
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[DualASR, dict[str, Tokenizer]]:
-    """A trained model (``model.pt`` or any checkpoint) and its tokenizers, in eval mode."""
-    path = Path(path)
-    ckpt = load_checkpoint(path)
-    model_cfg = ModelConfig.model_validate(ckpt["model_config"])
-    tokenizers = {o: Tokenizer.from_dict(t) for o, t in ckpt["tokenizers"].items()}
-    model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()})
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the saved model config ({e})") from None
-    model.language = ckpt.get("language")  # of the training data; None in checkpoints that predate it
-    return model.to(device).eval(), tokenizers
 
 
 def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
