@@ -8,6 +8,8 @@
 - AdamW with linear warmup then either inverse-square-root decay (the
   Noam/ESPnet ``WarmupLR`` schedule) or linear decay to zero at the end of the
   last epoch; gradient clipping, gradient accumulation.
+- One batch's forward, backward and optimizer update are one :class:`Step`,
+  so another way of computing gradients replaces it without changing the loop.
 - Non-finite losses or gradients are counted and the step skipped on every rank
   (the ranks agree through an all-reduce), never applied to the weights nor to
   BatchNorm's running statistics.
@@ -18,9 +20,9 @@
   so a run killed during epoch ``e`` restarts epoch ``e`` from the checkpoint of
   ``e - 1`` and reproduces the uninterrupted run's losses. Temporary files a
   killed checkpoint write left behind are deleted when the run restarts.
-- Safe checkpoints: files hold tensors and plain data only (loaded with
-  ``torch.load(weights_only=True)``, so loading one runs no code) and a SHA-256
-  checksum of their tensors, verified on every load.
+- Safe checkpoints (:mod:`dualasr.model.checkpoint`): files hold tensors and
+  plain data only (loaded with ``torch.load(weights_only=True)``, so loading one
+  runs no code) and a SHA-256 checksum of their tensors, verified on every load.
 - Metrics: ``metrics.csv`` (one row per ``log_every`` steps and per validation).
 
 Output directory::
@@ -266,6 +268,74 @@ def validate(model: torch.nn.Module, loader, device: torch.device, info: DistInf
     return means
 
 
+class Step:
+    """One training batch: forward, backward, and every ``accum_grad`` batches
+    the optimizer update (AMP loss scaling, gradient clipping, LR schedule).
+
+    The loop hands every batch to a ``Step`` and never touches gradients, so
+    another way of turning losses into gradients (e.g. aggregating per-task
+    gradients on the shared encoder from ``DualASR.task_losses``) replaces
+    :meth:`forward` and :meth:`backward` without changing the loop. Under DDP
+    ``module`` is the wrapped model (gradients averaged over ranks in
+    ``backward``) and ``model`` the bare one.
+
+    A non-finite loss or gradient on any rank skips the update on every rank:
+    the gradients gathered so far are dropped, BatchNorm's running statistics
+    restored to what they were before the batch, and :attr:`skipped` counted.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, module: torch.nn.Module, opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, cfg: TrainConfig,
+        info: DistInfo, device: torch.device, use_amp: bool, amp_dtype: torch.dtype, skipped: int = 0,
+    ):  # fmt: skip
+        self.model, self.module, self.opt, self.sched, self.scaler = model, module, opt, sched, scaler
+        self.cfg, self.info, self.device, self.use_amp, self.amp_dtype = cfg, info, device, use_amp, amp_dtype
+        self.skipped = skipped  # batches skipped so far in the run (resumed from the checkpoint)
+
+    def forward(self, feats: torch.Tensor, lens: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The weighted loss (scalar, in the graph) and the model's statistics."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            return self.module(feats, lens, targets)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Add this batch's share of the gradients (``loss / accum_grad``, scaled for fp16)."""
+        self.scaler.scale(loss / self.cfg.accum_grad).backward()
+
+    def __call__(self, batch: dict, epoch: int, i: int) -> tuple[dict[str, float], float] | None:
+        """Train on batch ``i`` (1-based) of ``epoch``: ``(stats, gradient norm)``
+        when the weights were updated, None when gradients are accumulating or
+        the batch was skipped."""
+        feats, lens, targets = _to(batch, self.device)
+        # The forward pass updates BatchNorm's running statistics: a skipped
+        # step restores them (no NaN left in them; a few thousand numbers).
+        buffers = [b.clone() for b in self.model.buffers()]
+        loss, stats = self.forward(feats, lens, targets)
+        if not _all_finite(loss, self.info):
+            self._skip(buffers, "loss", epoch, i)
+            return None
+        self.backward(loss)
+        if i % self.cfg.accum_grad:
+            return None
+        self.scaler.unscale_(self.opt)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if not _all_finite(grad_norm, self.info):
+            self.scaler.update()  # lowers the fp16 loss scale after an overflow
+            self._skip(buffers, "gradient", epoch, i)
+            return None
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return stats, float(grad_norm)
+
+    def _skip(self, buffers: list[torch.Tensor], what: str, epoch: int, i: int) -> None:
+        self.skipped += 1
+        self.opt.zero_grad(set_to_none=True)
+        _restore_buffers(self.model, buffers)
+        log.warning("non-finite %s at epoch %d batch %d: step skipped (%d so far)", what, epoch, i, self.skipped)
+
+
 def train(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -305,6 +375,7 @@ def train(
     if info.world_size > 1:
         dist.barrier()
     tokenizers = build_tokenizers(train_cuts, model_cfg.outputs, text, out_dir)
+    language = supervision(next(iter(train_cuts))).language
 
     model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()})
     model.set_cmvn(torch.tensor(cmvn["mean"]), torch.tensor(cmvn["std"]))
@@ -353,6 +424,7 @@ def train(
     if info.main:
         log.info("%s: %s model, %.2f M parameters, device %s, world %d", out_dir, model_cfg.mode,
                  n_params / 1e6, device, info.world_size)  # fmt: skip
+    train_step = Step(model, ddp_model, opt, sched, scaler, train_cfg, info, device, use_amp, amp_dtype, skipped)
 
     for epoch in range(start_epoch, train_cfg.epochs + 1):
         train_loader.sampler.set_epoch(epoch)
@@ -360,34 +432,10 @@ def train(
         t0, running, n_running = time.time(), {}, 0
         opt.zero_grad(set_to_none=True)
         for i, batch in enumerate(train_loader, 1):
-            feats, lens, targets = _to(batch, device)
-            # The forward pass updates BatchNorm's running statistics: a skipped
-            # step restores them (no NaN left in them; a few thousand numbers).
-            buffers = [b.clone() for b in model.buffers()]
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss, stats = ddp_model(feats, lens, targets)
-            if not _all_finite(loss, info):
-                skipped += 1
-                opt.zero_grad(set_to_none=True)
-                _restore_buffers(model, buffers)
-                log.warning("non-finite loss at epoch %d batch %d: step skipped (%d so far)", epoch, i, skipped)
+            update = train_step(batch, epoch, i)
+            if update is None:
                 continue
-            scaler.scale(loss / train_cfg.accum_grad).backward()
-            if i % train_cfg.accum_grad:
-                continue
-            scaler.unscale_(opt)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            if not _all_finite(grad_norm, info):
-                skipped += 1
-                opt.zero_grad(set_to_none=True)
-                scaler.update()
-                _restore_buffers(model, buffers)
-                log.warning("non-finite gradient at epoch %d batch %d: step skipped (%d so far)", epoch, i, skipped)
-                continue
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            stats, grad_norm = update
             step += 1
             for k, v in stats.items():
                 running[k] = running.get(k, 0.0) + v
@@ -395,13 +443,13 @@ def train(
             bar.update()
             bar.set_postfix(loss=f"{stats['loss']:.2f}")
             if step % train_cfg.log_every == 0:
-                metrics.write(epoch, step, "train", {"lr": sched.get_last_lr()[0], "grad_norm": float(grad_norm),
+                metrics.write(epoch, step, "train", {"lr": sched.get_last_lr()[0], "grad_norm": grad_norm,
                                                      **{k: v / n_running for k, v in running.items()}})  # fmt: skip
                 running, n_running = {}, 0
         bar.close()
         dev = validate(ddp_model, dev_loader, device, info)
         history.append({"epoch": epoch, "dev_loss": dev["loss"]})
-        metrics.write(epoch, step, "dev", {"seconds": time.time() - t0, "skipped_steps": skipped, **dev})
+        metrics.write(epoch, step, "dev", {"seconds": time.time() - t0, "skipped_steps": train_step.skipped, **dev})
         rngs = [None] * info.world_size
         if info.world_size > 1:
             dist.all_gather_object(rngs, rng_state())
@@ -411,10 +459,10 @@ def train(
             ckpt = {
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch, "step": step, "history": history, "skipped_steps": skipped,
+                "epoch": epoch, "step": step, "history": history, "skipped_steps": train_step.skipped,
                 "rng": rngs, "model_config": model_cfg.model_dump(), "train_config": train_cfg.model_dump(),
                 "tokenizers": {o: t.to_dict() for o, t in tokenizers.items()},
-                "language": supervision(next(iter(train_cuts))).language,
+                "language": language,
             }  # fmt: skip
             save_atomic(ckpt, ckpt_dir / f"epoch{epoch}.pt")
             save_atomic(ckpt, last)
@@ -427,23 +475,29 @@ def train(
             return last
 
     if info.main:
-        best = sorted(history, key=lambda h: h["dev_loss"])[: train_cfg.average_best]
-        paths = [ckpt_dir / f"epoch{h['epoch']}.pt" for h in sorted(best, key=lambda h: h["epoch"])]
-        final_ckpt = load_checkpoint(last)
-        final_ckpt["model"] = average_checkpoints(paths)
-        final_ckpt["averaged_epochs"] = [h["epoch"] for h in best]
-        for key in ("optimizer", "scheduler", "scaler", "rng"):
-            final_ckpt.pop(key)
-        save_atomic(final_ckpt, final)
-        summary = {
-            "parameters": n_params, "epochs": train_cfg.epochs, "steps": step,
-            "skipped_steps": skipped, "averaged_epochs": final_ckpt["averaged_epochs"],
-            "best_dev_loss": best[0]["dev_loss"],
-        }  # fmt: skip
-        atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=1), overwrite=True)
+        _finish(out_dir, history, train_cfg, n_params)
     if info.world_size > 1:
         dist.barrier()
     return final
+
+
+def _finish(out_dir: Path, history: list[dict], train_cfg: TrainConfig, n_params: int) -> None:
+    """Average the best checkpoints into ``model.pt``, with ``train_summary.json``."""
+    ckpt_dir = out_dir / "checkpoints"
+    best = sorted(history, key=lambda h: h["dev_loss"])[: train_cfg.average_best]
+    paths = [ckpt_dir / f"epoch{h['epoch']}.pt" for h in sorted(best, key=lambda h: h["epoch"])]
+    final_ckpt = load_checkpoint(ckpt_dir / "last.pt")
+    final_ckpt["model"] = average_checkpoints(paths)
+    final_ckpt["averaged_epochs"] = [h["epoch"] for h in best]
+    for key in ("optimizer", "scheduler", "scaler", "rng"):
+        final_ckpt.pop(key)
+    save_atomic(final_ckpt, out_dir / MODEL_FILE)
+    summary = {
+        "parameters": n_params, "epochs": train_cfg.epochs, "steps": final_ckpt["step"],
+        "skipped_steps": final_ckpt["skipped_steps"], "averaged_epochs": final_ckpt["averaged_epochs"],
+        "best_dev_loss": best[0]["dev_loss"],
+    }  # fmt: skip
+    atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=1), overwrite=True)
 
 
 def usable_cuts(
