@@ -1,4 +1,4 @@
-"""``dualasr train``: a plain PyTorch loop for SSO, MSO and DO models.
+"""``dualasr train``: a plain PyTorch loop for SSO, MSO and DO models and their variants.
 
 - Device picked automatically (CUDA, then Apple MPS, then CPU); mixed precision
   (bf16/fp16 autocast + GradScaler for fp16) on CUDA only.
@@ -23,6 +23,8 @@
 - Safe checkpoints (:mod:`dualasr.model.checkpoint`): files hold tensors and
   plain data only (loaded with ``torch.load(weights_only=True)``, so loading one
   runs no code) and a SHA-256 checksum of their tensors, verified on every load.
+- Seeds: variant ``name`` of study seed ``seed`` trains from
+  ``dualasr.config.model_seed(seed, name)``, as ``dualasr study`` does.
 - Metrics: ``metrics.csv`` (one row per ``log_every`` steps and per validation).
 
 Output directory::
@@ -30,6 +32,7 @@ Output directory::
     tokens_<output>.json   tokenizers (ids fixed for the run)
     checkpoints/epoch<N>.pt, checkpoints/last.pt
     model.pt               average of the best checkpoints (used by decode/analyze)
+    run.json               what the run is (dualasr.layout.RunInfo), written before model.pt
     metrics.csv
 """
 
@@ -52,10 +55,11 @@ from lhotse import CutSet
 from tqdm import tqdm
 
 from dualasr.atomic import atomic_write_text, remove_stale_temporaries
-from dualasr.config import DataConfig, TextConfig, TrainConfig
+from dualasr.config import DataConfig, TextConfig, TrainConfig, model_seed
 from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
 from dualasr.data.manifest import Skipped, load_manifest, supervision
 from dualasr.device import pick_device
+from dualasr.layout import RunInfo, default_label, write_run_info
 from dualasr.model.asr import build_model
 from dualasr.model.checkpoint import MODEL_FILE, CheckpointError, load_checkpoint, save_atomic
 from dualasr.model.config import ModelConfig
@@ -348,8 +352,14 @@ def train(
     progress: bool = True,
     stop_after_epoch: int | None = None,
     data: DataConfig | None = None,
+    name: str | None = None,
+    label: str | None = None,
 ) -> Path:
-    """Train one model; returns the path of the averaged ``model.pt``.
+    """Train variant ``name`` (default: the mode) of study seed ``seed``, from
+    the training seed ``model_seed(seed, name)``; returns the path of the
+    averaged ``model.pt``, written with ``run.json`` (:mod:`dualasr.layout`:
+    name, ``label`` (default :func:`~dualasr.layout.default_label`), mode,
+    outputs, language, ``seed``, model config) beside it.
 
     Finished runs (``model.pt`` present) are skipped. Cuts longer than
     ``data.max_utterance_seconds`` are an error naming them, or with
@@ -363,7 +373,10 @@ def train(
         return final
     info = init_distributed()
     device = pick_device(info.local_rank)
-    seed_everything(seed)
+    name = name or model_cfg.mode
+    label = label or default_label(name)
+    train_seed = model_seed(seed, name)
+    seed_everything(train_seed)
 
     text = text or TextConfig()
     train_cuts: CutSet = load_manifest(train_manifest, check_audio=False)
@@ -384,7 +397,7 @@ def train(
     ddp_model = wrap_distributed(model, info, device)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     train_loader = make_loader(
-        train_cuts, tokenizers, train_cfg.max_duration, shuffle=True, seed=seed,
+        train_cuts, tokenizers, train_cfg.max_duration, shuffle=True, seed=train_seed,
         num_buckets=train_cfg.num_buckets, num_workers=train_cfg.num_workers,
         world_size=info.world_size, rank=info.rank,
     )  # fmt: skip
@@ -422,7 +435,7 @@ def train(
 
     metrics = MetricsLog(out_dir / "metrics.csv", info.main, start_epoch)
     if info.main:
-        log.info("%s: %s model, %.2f M parameters, device %s, world %d", out_dir, model_cfg.mode,
+        log.info("%s: %s (%s model), %.2f M parameters, device %s, world %d", out_dir, name, model_cfg.mode,
                  n_params / 1e6, device, info.world_size)  # fmt: skip
     train_step = Step(model, ddp_model, opt, sched, scaler, train_cfg, info, device, use_amp, amp_dtype, skipped)
 
@@ -462,7 +475,7 @@ def train(
                 "epoch": epoch, "step": step, "history": history, "skipped_steps": train_step.skipped,
                 "rng": rngs, "model_config": model_cfg.model_dump(), "train_config": train_cfg.model_dump(),
                 "tokenizers": {o: t.to_dict() for o, t in tokenizers.items()},
-                "language": language,
+                "language": language, "name": name, "label": label,
             }  # fmt: skip
             save_atomic(ckpt, ckpt_dir / f"epoch{epoch}.pt")
             save_atomic(ckpt, last)
@@ -475,14 +488,16 @@ def train(
             return last
 
     if info.main:
-        _finish(out_dir, history, train_cfg, n_params)
+        run = RunInfo(name, model_cfg.mode, model_cfg.outputs, language, seed, label, model_cfg.model_dump())
+        _finish(out_dir, history, train_cfg, run, n_params)
     if info.world_size > 1:
         dist.barrier()
     return final
 
 
-def _finish(out_dir: Path, history: list[dict], train_cfg: TrainConfig, n_params: int) -> None:
-    """Average the best checkpoints into ``model.pt``, with ``train_summary.json``."""
+def _finish(out_dir: Path, history: list[dict], train_cfg: TrainConfig, run: RunInfo, n_params: int) -> None:
+    """Average the best checkpoints into ``model.pt``, after ``run.json`` (so a
+    run with a model always has its identity) and with ``train_summary.json``."""
     ckpt_dir = out_dir / "checkpoints"
     best = sorted(history, key=lambda h: h["dev_loss"])[: train_cfg.average_best]
     paths = [ckpt_dir / f"epoch{h['epoch']}.pt" for h in sorted(best, key=lambda h: h["epoch"])]
@@ -491,6 +506,7 @@ def _finish(out_dir: Path, history: list[dict], train_cfg: TrainConfig, n_params
     final_ckpt["averaged_epochs"] = [h["epoch"] for h in best]
     for key in ("optimizer", "scheduler", "scaler", "rng"):
         final_ckpt.pop(key)
+    write_run_info(out_dir, run)
     save_atomic(final_ckpt, out_dir / MODEL_FILE)
     summary = {
         "parameters": n_params, "epochs": train_cfg.epochs, "steps": final_ckpt["step"],
