@@ -6,8 +6,8 @@ Layout of ``DIR``::
 
     data/<lang>/cuts_<split>.jsonl.gz      corpus manifests (synth; or a prepared corpus's)
     data/<lang>/fbank/                     cached features + CMVN
-    exp/<lang>/<model>/seed<k>/            one trained model: model.pt, metrics.csv,
-                                           tokens_*.json, hyps_test.jsonl, *.trn
+    exp/<lang>/<model>/seed<k>/            one trained variant of study.models: model.pt, run.json,
+                                           metrics.csv, tokens_*.json, hyps_test.jsonl, *.trn
     lm/<lang>/<output>/lm.pt               language models fused in decoding (decode.lm_weight)
     tables/corpus.md                       Table 1 (corpus statistics)
     tables/cer.*, tables/ed_gap.*          Table 2 and the ED-gap table (Figure 2)
