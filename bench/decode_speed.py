@@ -46,9 +46,9 @@ from dualasr.data.features import compute_features
 from dualasr.data.manifest import load_manifest
 from dualasr.decode import beam_search, ctc_greedy
 from dualasr.model.asr import build_model
+from dualasr.model.checkpoint import load_model
+from dualasr.model.lm import load_lm
 from dualasr.train.data import build_tokenizers
-from dualasr.train.lm import load_lm
-from dualasr.train.trainer import load_model
 
 
 def get_model(args, cfg, fbank: Path):

@@ -208,49 +208,47 @@ def prepare(
     typer.echo(str(report))
 
 
-class Model(str, Enum):
-    sso = "sso"
-    mso = "mso"
-    do = "do"
-
-
 @app.command()
 @_user_errors
 def train(
     data: Annotated[Path, typer.Option(help="Corpus directory with cuts_{train,dev}.jsonl.gz.")],
     out: Annotated[Path, typer.Option(help="Experiment directory (checkpoints, model.pt, metrics.csv).")],
-    model: Annotated[Model, typer.Option(help="Which model: sso, mso or do.")] = Model.do,
+    model: Annotated[str, typer.Option(help="Which variant of the config's study.models: sso, mso, do or any other name.")] = "do",
     config: Annotated[Path, typer.Option(help="Study config (YAML): model, train and text sections.")] = Path(
         "conf/demo.yaml"
     ),
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Study seed: the variant trains from model_seed(seed, name), as in `dualasr study`.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     skip_invalid: Annotated[bool, typer.Option(help=_SKIP_INVALID_HELP)] = False,
 ):
-    """Train one model (features are computed and cached first). Several
-    processes: `torchrun --nproc-per-node N -m dualasr.cli train ...`.
-    Epochs: the config's ``study.epochs`` for the corpus language where set (as
-    `dualasr study` trains it), else ``train.epochs``."""
+    """Train one variant of the config (features are computed and cached first)
+    exactly as `dualasr study` trains it for the same seed: same merged model
+    and train sections, same training seed, so the weights are identical.
+    Several processes: `torchrun --nproc-per-node N -m dualasr.cli train ...`.
+    Epochs: the variant's ``train.epochs``, else the config's ``study.epochs``
+    for the corpus language, else ``train.epochs``."""
     import json
 
     from lhotse import CutSet
 
-    from dualasr.config import model_config, train_config
+    from dualasr.config import ConfigError, model_config, model_label, train_config
     from dualasr.data.features import compute_features
     from dualasr.data.manifest import supervision
     from dualasr.train.trainer import train as train_model
 
     cfg = _with_skip_invalid(load_config(config), skip_invalid)
+    if model not in cfg.study.models:
+        raise ConfigError(f"{config}: study.models has no variant {model!r} (variants: {', '.join(cfg.study.models)})")
     with _writer(out):
         fbank = compute_features(data, progress=progress, skip_invalid=cfg.data.skip_invalid)
         # The corpus language picks study.epochs: one lazily read cut tells it (the
         # trainer reads and validates the whole manifest; an empty one fails there).
         first = next(iter(CutSet.from_jsonl_lazy(fbank / "train.jsonl.gz")), None)
-        train_cfg = train_config(cfg, supervision(first).language) if first else cfg.train
+        train_cfg = train_config(cfg, supervision(first).language if first else None, model)
         path = train_model(
-            model_config(cfg, model.value), train_cfg, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
+            model_config(cfg, model), train_cfg, fbank / "train.jsonl.gz", fbank / "dev.jsonl.gz",
             json.loads((fbank / "cmvn.json").read_text()), out, seed=seed,
-            text=cfg.text, progress=progress, data=cfg.data,
+            text=cfg.text, progress=progress, data=cfg.data, name=model, label=model_label(cfg, model),
         )  # fmt: skip
     typer.echo(f"model: {path}")
 

@@ -7,8 +7,10 @@ synth.sentences.train: Input should be a valid integer``).
 
 from __future__ import annotations
 
+import re
+import zlib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -23,7 +25,8 @@ from pydantic import (
 )
 
 from dualasr.errors import DualasrError
-from dualasr.model.config import PRESETS, LMConfig, ModelConfig
+from dualasr.layout import default_label
+from dualasr.model.config import MODE_OUTPUTS, PRESETS, LMConfig, Mode, ModelConfig
 
 Language = Literal["en", "ko"]
 Split = Literal["train", "dev", "test"]
@@ -179,21 +182,68 @@ class DecodeConfig(_Section):
     lm_weight: dict[Literal["surface", "meaning"], Annotated[float, Field(ge=0)]] = {}
 
 
+#: A variant name: letters, digits, ``_`` and ``-`` (it names a run directory).
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class Variant(_Section):
+    """One model of a study, ``study.models.<name>``: its overrides of the shared
+    ``model`` and ``train`` sections (see :func:`model_config`, :func:`train_config`)."""
+
+    # sso | mso | do. Left out, the name, for a variant named sso, mso or do;
+    # any other name must give it.
+    mode: Mode | None = None
+    # How tables, figures and the report show it; default SSO / MSO / DO for
+    # the reference models, else the name (dualasr.layout.default_label).
+    label: str | None = Field(None, min_length=1)
+    # Loss weights ctc_<output> / att_<output>, over the mode's reference ones
+    # (SO 0.2 CTC + 0.8 att; DO 0.2 CTC_s + 0.5 att_s + 0.3 att_m).
+    weights: dict[str, float] | None = None
+    # Deep-merged over the shared sections, e.g. {encoder: {task_specific_layers: 2}};
+    # validated as a whole model / train section at load.
+    model: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+
+
+def _default_models() -> dict[str, Variant]:
+    return {name: Variant() for name in MODE_OUTPUTS}
+
+
 class StudyConfig(_Section):
     """Which models ``dualasr study`` trains, and with which seeds."""
 
-    models: list[Literal["sso", "mso", "do"]] = ["sso", "mso", "do"]
+    # Variant name -> Variant; a list of names [sso, mso, do] stands for
+    # {sso: {}, mso: {}, do: {}}.
+    models: dict[str, Variant] = Field(default_factory=_default_models)
     seeds: list[int] = [0]
-    # Loss weights per model, overriding the reference ones
-    # (SO 0.2 CTC + 0.8 att; DO 0.2 CTC_s + 0.5 att_s + 0.3 att_m).
-    weights: dict[str, dict[str, float]] = {}
     # Models trained at once, each in its own process with cores // jobs threads
     # (language x seed x model jobs, longest first). On a 2-core CPU two 1-thread
     # processes train more audio per second than one 2-thread process.
     jobs: int = Field(1, ge=1)
     # Epochs per language, overriding train.epochs for that language's models
     # (corpora differ in size and difficulty; SO and DO of a language still match).
+    # A variant's own train.epochs overrides both.
     epochs: dict[Language, Annotated[int, Field(ge=1)]] = {}
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_to_variants(cls, v):
+        if not isinstance(v, list):
+            return v
+        twice = sorted({n for n in v if isinstance(n, str) and v.count(n) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given twice")
+        return {n: {} for n in v}
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, v: dict[str, Variant]) -> dict[str, Variant]:
+        if not v:
+            raise ValueError("no model to train: name at least one")
+        for name in v:
+            if not _VARIANT_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: a variant name holds letters, digits, _ and - only")
+        return v
 
 
 class Config(_Section):
@@ -201,8 +251,8 @@ class Config(_Section):
     synth: SynthConfig = SynthConfig()
     text: TextConfig = TextConfig()
     data: DataConfig = DataConfig()
-    # Architecture shared by every model of the study; mode and loss weights
-    # are set per model (study.models, study.weights).
+    # Architecture shared by every model of the study; mode, loss weights and
+    # any other override are set per variant (study.models).
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(**PRESETS["demo"]))
     train: TrainConfig = TrainConfig()
     decode: DecodeConfig = DecodeConfig()
@@ -215,31 +265,104 @@ class Config(_Section):
         if isinstance(data, dict) and isinstance(data.get("model"), dict):
             for key in ("mode", "weights"):
                 if key in data["model"]:
-                    raise ValueError(f"model.{key} is set per model: use study.models / study.weights")
+                    raise ValueError(f"model.{key}: set per variant, as study.models.<name>.{key}")
+        if isinstance(data, dict) and isinstance(data.get("study"), dict) and "weights" in data["study"]:
+            raise ValueError(
+                "study.weights: loss weights moved to the variants: write study.weights.<name> as "
+                "study.models.<name>.weights, e.g. study.models: {sso: {}, mso: {weights: "
+                "{ctc_meaning: 0.3, att_meaning: 0.7}}, do: {}}"
+            )
         return data
 
     @model_validator(mode="after")
-    def _per_model(self) -> Config:
+    def _variants(self) -> Config:
+        # Every variant's merged sections are built once here, so a bad override
+        # fails at load, naming the variant and key, not when its job starts.
+        errors = []
         for name in self.study.models:
             try:
                 model_config(self, name)
-            except ValidationError as e:
-                raise ValueError(f"study.weights.{name}: {e.errors()[0]['msg']}") from None
+                train_config(self, None, name)
+            except ConfigError as e:
+                errors.append(str(e))
+        if errors:
+            raise ValueError("\n".join(errors))
         return self
 
 
+def _merged(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` merged in, recursively for nested mappings."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def _variant_errors(e: ValidationError, name: str, section: str) -> ConfigError:
+    """The errors of variant ``name``'s merged ``section``, one line each, keyed
+    ``study.models.<name>.<section>.<key>`` (``study.models.<name>`` for an
+    error of the whole section, such as weights not valid for the mode)."""
+    lines = []
+    for err in e.errors():
+        key = ".".join([f"study.models.{name}", *((section, *map(str, err["loc"])) if err["loc"] else ())])
+        lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
+    return ConfigError("\n".join(lines))
+
+
+def variant(config: Config, name: str) -> Variant:
+    """The variant ``name`` of ``study.models``, its mode filled in."""
+    v = config.study.models.get(name)
+    if v is None:
+        raise ConfigError(f"study.models: no variant {name!r} (variants: {', '.join(config.study.models)})")
+    if v.mode is not None:
+        return v
+    if name not in MODE_OUTPUTS:
+        raise ConfigError(f"study.models.{name}.mode: required (sso, mso or do) for a variant not named after its mode")
+    return v.model_copy(update={"mode": name})
+
+
 def model_config(config: Config, name: str) -> ModelConfig:
-    """The validated architecture of study model ``name`` (sso, mso or do)."""
-    fields = config.model.model_dump(exclude={"mode", "weights"})
-    return ModelConfig(mode=name, weights=config.study.weights.get(name), **fields)
+    """The validated architecture of variant ``name``: the shared ``model``
+    section with the variant's ``model`` overrides deep-merged in, its mode and
+    its loss weights. Errors name ``study.models.<name>`` and the key."""
+    v = variant(config, name)
+    for key in ("mode", "weights"):
+        if key in v.model:
+            raise ConfigError(f"study.models.{name}.model.{key}: set as study.models.{name}.{key}")
+    fields = _merged(config.model.model_dump(exclude={"mode", "weights"}), v.model)
+    try:
+        return ModelConfig(mode=v.mode, weights=v.weights, **fields)
+    except ValidationError as e:
+        raise _variant_errors(e, name, "model") from None
 
 
-def train_config(config: Config, lang: str) -> TrainConfig:
-    """The training settings of language ``lang``'s models: ``train``, with
-    ``study.epochs`` for that language where set."""
-    if lang not in config.study.epochs:
-        return config.train
-    return config.train.model_copy(update={"epochs": config.study.epochs[lang]})
+def train_config(config: Config, lang: str | None, name: str) -> TrainConfig:
+    """The validated training settings of variant ``name`` on language ``lang``:
+    ``train``, with ``study.epochs.<lang>`` where set, then the variant's
+    ``train`` overrides (``lang`` None: no per-language epochs)."""
+    fields = config.train.model_dump()
+    if lang in config.study.epochs:
+        fields["epochs"] = config.study.epochs[lang]
+    try:
+        return TrainConfig(**{**fields, **variant(config, name).train})
+    except ValidationError as e:
+        raise _variant_errors(e, name, "train") from None
+
+
+def model_label(config: Config, name: str) -> str:
+    """How tables, figures and the report show variant ``name``."""
+    return variant(config, name).label or default_label(name)
+
+
+def model_seed(seed: int, name: str) -> int:
+    """The training seed of variant ``name`` in study seed ``seed``: distinct per
+    variant, so SSO, MSO and DO start from independent random weights. With one
+    shared seed their same-shaped parts (e.g. the SSO and DO surface decoders)
+    would start identical, and layer-wise CKA between them would measure the
+    shared start, not what training made of it. Stable across runs (crc32, not
+    Python's salted hash). ``dualasr train`` and ``dualasr study`` both train
+    from it, so a model trained by hand equals the study's."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -289,7 +412,8 @@ def load_config(path: str | Path) -> Config:
     except ValidationError as e:
         lines = []
         for err in e.errors():
-            msg = err["msg"].removeprefix("Value error, ")
             key = ".".join(str(p) for p in err["loc"])
-            lines.append(f"{path}: {key}: {msg}" if key else f"{path}: {msg}")
+            # A message of several lines (every bad variant) gives a line per error.
+            for msg in err["msg"].removeprefix("Value error, ").splitlines():
+                lines.append(f"{path}: {key}: {msg}" if key else f"{path}: {msg}")
         raise ConfigError("\n".join(lines)) from None

@@ -8,8 +8,8 @@ Layout of ``DIR``::
 
     data/<lang>/cuts_<split>.jsonl.gz      corpus manifests (synth; or a prepared corpus's)
     data/<lang>/fbank/                     cached features + CMVN
-    exp/<lang>/<model>/seed<k>/            one trained model: model.pt, metrics.csv,
-                                           tokens_*.json, hyps_test.jsonl, *.trn
+    exp/<lang>/<model>/seed<k>/            one trained variant of study.models: model.pt, run.json,
+                                           metrics.csv, tokens_*.json, hyps_test.jsonl, *.trn
     lm/<lang>/<output>/lm.pt               language models fused in decoding (decode.lm_weight)
     tables/corpus.md                       Table 1 (corpus statistics)
     tables/cer.*, tables/ed_gap.*          Table 2 and the ED-gap table (Figure 2)
@@ -32,7 +32,6 @@ import multiprocessing
 import os
 import signal
 import time
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from pathlib import Path
 import torch
 
 from dualasr.atomic import atomic_write_text
-from dualasr.config import Config, model_config, train_config
+from dualasr.config import Config, model_config, model_label, train_config
 from dualasr.data.features import compute_features
 from dualasr.data.manifest import ManifestError
 from dualasr.data.stats import corpus_stats, format_table
@@ -49,15 +48,6 @@ from dualasr.data.synth.corpus import build_corpus, describe
 from dualasr.rundir import locked
 
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
-
-
-def model_seed(seed: int, name: str) -> int:
-    """The training seed of model ``name`` in study seed ``seed``: distinct per model,
-    so SSO, MSO and DO start from independent random weights. With one shared seed
-    their same-shaped parts (e.g. the SSO and DO surface decoders) would start
-    identical, and layer-wise CKA between them would measure the shared start, not
-    what training made of it. Stable across runs (crc32, not Python's salted hash)."""
-    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
 
 
 def corpus_dirs(config: Config, out: Path, allow_fewer_voices: bool, progress: bool, echo) -> dict[str, Path]:
@@ -82,7 +72,7 @@ def run_study(
     echo: Callable[[str], None] = print,
     until: str = STAGES[-1],
 ) -> Path:
-    """Corpus, statistics, then per language and seed: train SSO/MSO/DO, decode
+    """Corpus, statistics, then per language and seed: train every variant of ``study.models``, decode
     the test set; then score (with MDD for phone-annotated corpora); then analyze
     (layer-wise CKA, entanglement index); then the report. ``until`` names the last stage
     (:data:`STAGES`): ``"corpus"`` stops after the corpus and its statistics,
@@ -120,7 +110,7 @@ def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bo
 
     from dualasr.analysis.analyze import analyze_study
 
-    analysis = analyze_study(out, models=config.study.models, seeds=config.study.seeds, echo=echo)
+    analysis = analyze_study(out, models=list(config.study.models), seeds=config.study.seeds, echo=echo)
     echo((out / "tables" / "entanglement.md").read_text())
     echo(f"analyze: wrote {', '.join(str(f) for f in analysis.files)}")
     if until == "analyze":
@@ -138,7 +128,7 @@ class ModelJob:
 
     lang: str
     seed: int  # the study seed (the model trains from model_seed(seed, name))
-    name: str  # sso, mso or do
+    name: str  # the variant, a key of study.models
     fbank: Path  # the language's feature directory
     exp: Path
     lms: tuple[tuple[str, Path], ...] = ()  # (output, lm.pt) fused in decoding
@@ -170,7 +160,7 @@ class LMJob:
 
 def lm_jobs(config: Config, out: Path, fbanks: dict[str, Path]) -> list[LMJob]:
     """One LM per language and output that ``decode.lm_weight`` fuses (weight > 0)
-    and some study model produces; trained once and shared by SSO, MSO and DO."""
+    and some study model produces; trained once and shared by every variant."""
     produced = {o for name in config.study.models for o in model_config(config, name).outputs}
     outputs = [o for o, w in sorted(config.decode.lm_weight.items()) if w > 0 and o in produced]
     return [LMJob(lang, o, fbank, out / "lm" / lang / o) for lang, fbank in fbanks.items() for o in outputs]
@@ -180,12 +170,11 @@ def model_jobs(
     config: Config, out: Path, fbanks: dict[str, Path], train_seconds: dict[str, float],
     lms: list[LMJob] = (),
 ) -> list[ModelJob]:  # fmt: skip
-    """Every language x seed x model of the study, longest first (languages by
-    training audio x epochs, DO with its two decoders before SO), so that with
+    """Every language x seed x variant of the study, longest first (by training
+    audio x epochs, then dual-output with two decoders before SO), so that with
     several jobs at once the last to finish is a short one. ``train_seconds``:
     training audio per language, from the corpus statistics (Table 1); ``lms``:
     the language models each language's decoding fuses."""
-    work = {lang: train_seconds.get(lang, 0.0) * train_config(config, lang).epochs for lang in fbanks}
     fused = {lang: tuple((j.output, j.path) for j in lms if j.lang == lang) for lang in fbanks}
     jobs = [
         ModelJob(lang, seed, name, fbank, out / "exp" / lang / name / f"seed{seed}", fused[lang])
@@ -193,7 +182,11 @@ def model_jobs(
         for seed in config.study.seeds
         for name in config.study.models
     ]
-    return sorted(jobs, key=lambda j: (-work[j.lang], j.name != "do"))
+    def work(j: ModelJob) -> tuple[float, int]:
+        audio = train_seconds.get(j.lang, 0.0) * train_config(config, j.lang, j.name).epochs
+        return -audio, -len(model_config(config, j.name).outputs)
+
+    return sorted(jobs, key=work)
 
 
 def _worker_setup(label: str, threads: int | None) -> None:
@@ -231,7 +224,8 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
     inputs are kept); returns a line for the log. ``threads``: run in a worker
     process of :func:`run_model_jobs`, with that many torch threads."""
     from dualasr.decode.run import decode, hyps_file
-    from dualasr.train.trainer import MODEL_FILE, train
+    from dualasr.model.checkpoint import MODEL_FILE
+    from dualasr.train.trainer import train
 
     _worker_setup(job.label, threads)
     outputs = (job.exp / MODEL_FILE, hyps_file(job.exp, "test"))
@@ -241,9 +235,9 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
         with locked(job.exp):
             cmvn = json.loads((job.fbank / "cmvn.json").read_text())
             model = train(
-                model_config(config, job.name), train_config(config, job.lang), job.fbank / "train.jsonl.gz", job.fbank / "dev.jsonl.gz",
-                cmvn, job.exp, seed=model_seed(job.seed, job.name), text=config.text,
-                progress=progress, data=config.data,
+                model_config(config, job.name), train_config(config, job.lang, job.name), job.fbank / "train.jsonl.gz",
+                job.fbank / "dev.jsonl.gz", cmvn, job.exp, seed=job.seed, text=config.text,
+                progress=progress, data=config.data, name=job.name, label=model_label(config, job.name),
             )  # fmt: skip
             decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms),
                    data=config.data)  # fmt: skip

@@ -2,7 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from dualasr.config import REFERENCE_ED_SHARES, ConfigError, load_config
+from dualasr.config import (
+    REFERENCE_ED_SHARES,
+    ConfigError,
+    Variant,
+    load_config,
+    model_config,
+    model_label,
+    train_config,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -76,3 +84,75 @@ def test_explicit_empty_mapping_and_yaml_merge_still_load(tmp_path):
 def test_config_directory_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"cannot read config \(Is a directory\)"):
         load_config(tmp_path)
+
+
+VARIANTS = """\
+model:
+  d_model: 64
+  encoder: {layers: 4, heads: 2, ffn_dim: 128, kernel: 7}
+  decoder: {layers: 1, heads: 2, ffn_dim: 128}
+train: {epochs: 3, lr: 0.001}
+study:
+  epochs: {en: 5}
+  models:
+    sso: {}
+    mso: {}
+    do: {}
+    do_split2: {mode: do, model: {encoder: {task_specific_layers: 2}}}
+    do_w: {mode: do, weights: {ctc_surface: 0.3, att_surface: 0.4, att_meaning: 0.3}}
+    do_x: {mode: do, label: "DO (branches)", train: {lr: 0.002, epochs: 7}}
+"""
+
+
+def test_variants_merge_over_the_shared_sections(tmp_path):
+    (tmp_path / "c.yaml").write_text(VARIANTS)
+    cfg = load_config(tmp_path / "c.yaml")
+    assert list(cfg.study.models) == ["sso", "mso", "do", "do_split2", "do_w", "do_x"]
+    assert model_config(cfg, "sso").mode == "sso" and model_config(cfg, "mso").outputs == ("meaning",)
+    split = model_config(cfg, "do_split2")
+    # Deep merge: the override's key changes, the shared encoder's other keys stay.
+    assert (split.mode, split.encoder.task_specific_layers, split.encoder.layers, split.encoder.ffn_dim) == ("do", 2, 4, 128)
+    assert model_config(cfg, "do").encoder.task_specific_layers == 0
+    assert model_config(cfg, "do_w").weights == {"ctc_surface": 0.3, "att_surface": 0.4, "att_meaning": 0.3, "ctc_meaning": 0.0}
+    assert model_config(cfg, "do").weights["att_surface"] == 0.5  # the reference weights
+    assert [model_label(cfg, n) for n in ("sso", "do", "do_w", "do_x")] == ["SSO", "DO", "do_w", "DO (branches)"]
+    # Epochs: the variant's own, else study.epochs of the language, else train.epochs.
+    assert (train_config(cfg, "en", "do").epochs, train_config(cfg, "ko", "do").epochs) == (5, 3)
+    assert (train_config(cfg, "en", "do_x").epochs, train_config(cfg, "en", "do_x").lr) == (7, 0.002)
+    assert train_config(cfg, "en", "do").lr == 0.001
+    # The list form names the reference variants with no overrides.
+    (tmp_path / "l.yaml").write_text("study:\n  models: [sso, do]\n")
+    listed = load_config(tmp_path / "l.yaml")
+    assert listed.study.models == {"sso": Variant(), "do": Variant()}
+    with pytest.raises(ConfigError, match=r"study.models: no variant 'mso' \(variants: sso, do\)"):
+        model_config(listed, "mso")
+
+
+@pytest.mark.parametrize(
+    "study, message",
+    [
+        ("models: {do_split2: {mode: do, model: {encoder: {task_specific_layers: -1}}}}",
+         r"/bad.yaml: study.models.do_split2.model.encoder.task_specific_layers: Input should be greater than or equal to 0$"),
+        ("models: {do_split9: {mode: do, model: {encoder: {task_specific_layers: 9}}}}",
+         r"/bad.yaml: study.models.do_split9.model.encoder: encoder.task_specific_layers=9 exceeds encoder.layers=6$"),
+        ("models: {do_b: {mode: do, model: {bogus: 1}}}", r"/bad.yaml: study.models.do_b.model.bogus: Extra inputs are not permitted$"),
+        ("models: {do_t: {mode: do, train: {lr: 0}}}", r"/bad.yaml: study.models.do_t.train.lr: Input should be greater than 0$"),
+        ("models: {so_w: {mode: sso, weights: {att_meaning: 1}}}",
+         r"/bad.yaml: study.models.so_w: weights \['att_meaning'\] not valid for mode 'sso'"),
+        ("models: {do_m: {mode: do, model: {mode: sso}}}", r"/bad.yaml: study.models.do_m.model.mode: set as study.models.do_m.mode$"),
+        ("models: {split: {model: {d_model: 64}}}", r"/bad.yaml: study.models.split.mode: required \(sso, mso or do\)"),
+        ("models: {do: {mode: dual}}", r"/bad.yaml: study.models.do.mode: Input should be 'sso', 'mso' or 'do'$"),
+        ("models: {'do x': {mode: do}}", r"/bad.yaml: study.models: 'do x': a variant name holds letters, digits, _ and - only$"),
+        ("models: [sso, do, do]", r"/bad.yaml: study.models: do given twice$"),
+        ("models: {}", r"/bad.yaml: study.models: no model to train"),
+        ("weights: {do: {ctc_surface: 0.1}}", r"/bad.yaml: study.weights: loss weights moved to the variants: .*study.models.<name>.weights"),
+        # Every bad variant is reported, each on its own line with the file.
+        ("models: {a: {}, do_t: {mode: do, train: {lr: 0}}}",
+         r"/bad.yaml: study.models.a.mode: required .*\n.*/bad.yaml: study.models.do_t.train.lr: Input should be greater than 0$"),
+    ],
+)
+def test_bad_variant_names_file_variant_and_key(tmp_path, study, message):
+    (tmp_path / "bad.yaml").write_text(f"study:\n  {study}\n")
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(tmp_path / "bad.yaml")
+    assert str(e.value).startswith(str(tmp_path / "bad.yaml"))

@@ -76,7 +76,7 @@ def test_until_corpus_stops_before_training(tmp_path):
 
 
 def test_each_model_of_a_study_seed_trains_from_its_own_seed():
-    from dualasr.study import model_seed
+    from dualasr.config import model_seed
 
     seeds = {(s, m): model_seed(s, m) for s in (0, 1) for m in ("sso", "mso", "do")}
     assert len(set(seeds.values())) == 6  # independent initialisations, across seeds too

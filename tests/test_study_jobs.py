@@ -1,6 +1,7 @@
-"""The study's model jobs: order, several at once in worker processes giving
-the same models as one after another, reuse only for the same inputs, and
-an interrupt that starts no new job."""
+"""The study's model jobs: order, named variants, several at once in worker
+processes giving the same models as one after another, `dualasr train` giving
+the study's model, reuse only for the same inputs, and an interrupt that
+starts no new job."""
 
 from __future__ import annotations
 
@@ -14,10 +15,23 @@ import time
 
 import pytest
 import torch
+import yaml
+from typer.testing import CliRunner
 
-from dualasr.config import Config
+from dualasr.cli import app
+from dualasr.config import Config, load_config, model_config
+from dualasr.layout import read_run_info
+from dualasr.model.checkpoint import load_checkpoint
 from dualasr.rundir import StaleOutputError
-from dualasr.study import LMJob, ModelJob, model_jobs, run_lm_job, run_model_job, run_model_jobs
+from dualasr.study import (
+    LMJob,
+    ModelJob,
+    lm_jobs,
+    model_jobs,
+    run_lm_job,
+    run_model_job,
+    run_model_jobs,
+)
 
 CONFIG = {
     "model": {
@@ -184,3 +198,61 @@ def test_an_interrupted_study_starts_no_new_job(tmp_path, to):
         except ProcessLookupError:
             pass
         proc.communicate()
+
+
+#: Two variants besides the reference ones: task-specific encoder layers and
+#: other loss weights, a display label and a train override.
+VARIANTS = {
+    "sso": {},
+    "do_w": {
+        "mode": "do", "label": "DO (w)", "weights": {"ctc_surface": 0.3, "att_surface": 0.4, "att_meaning": 0.3},
+        "model": {"encoder": {"task_specific_layers": 1}}, "train": {"lr": 0.002},
+    },
+}  # fmt: skip
+
+
+def test_jobs_and_language_models_of_named_variants(tmp_path, tiny_corpus):
+    fbanks = {"en": tiny_corpus / "fbank"}
+    models = {"sso": {}, "split": {"mode": "do", "model": {"encoder": {"task_specific_layers": 1}}}}
+    cfg = Config(**{**CONFIG, "study": {"models": models}})
+    # Dual-output variants (two decoders) first, whatever their name.
+    assert [j.label for j in model_jobs(cfg, tmp_path, fbanks, {"en": 100.0})] == ["en/split/seed0", "en/sso/seed0"]
+    # A meaning LM is trained only when some variant has a meaning output.
+    decode = {"beam": 1, "lm_weight": {"meaning": 0.3}}
+    assert [j.label for j in lm_jobs(Config(**{**CONFIG, "decode": decode, "study": {"models": models}}), tmp_path, fbanks)] == ["en/lm-meaning"]
+    surface_only = {"sso": {}, "sso_long": {"mode": "sso", "train": {"epochs": 2}}}
+    assert lm_jobs(Config(**{**CONFIG, "decode": decode, "study": {"models": surface_only}}), tmp_path, fbanks) == []
+
+
+def test_cli_train_equals_the_study_model(tmp_path, tiny_corpus):
+    """`dualasr train --model NAME --seed S` trains the study's variant NAME of
+    study seed S bit for bit, and both write the same identity."""
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**CONFIG, "study": {"models": VARIANTS, "seeds": [1]}}, sort_keys=False))
+    cfg = load_config(tmp_path / "c.yaml")
+    (job,) = [j for j in model_jobs(cfg, tmp_path / "study", {"en": tiny_corpus / "fbank"}, {"en": 100.0}) if j.name == "do_w"]
+    run_model_job(job, cfg, progress=False)
+    out = tmp_path / "by_hand"
+    args = ["train", "--data", str(tiny_corpus), "--out", str(out), "--config", str(tmp_path / "c.yaml"),
+            "--model", "do_w", "--seed", "1", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    a, b = weights(job.exp / "model.pt"), weights(out / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    info = read_run_info(out)
+    assert info == read_run_info(job.exp)
+    assert (info.name, info.label, info.mode, info.outputs, info.language, info.seed) == (
+        "do_w", "DO (w)", "do", ("surface", "meaning"), "en", 1)  # fmt: skip
+    ckpt = load_checkpoint(out / "model.pt")
+    assert (ckpt["name"], ckpt["label"]) == ("do_w", "DO (w)")
+    assert info.model_config == ckpt["model_config"] == model_config(cfg, "do_w").model_dump()
+    assert ckpt["model_config"]["encoder"]["task_specific_layers"] == 1 and ckpt["train_config"]["lr"] == 0.002
+
+
+def test_cli_train_refuses_a_name_the_config_lacks(tmp_path, tiny_corpus):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**CONFIG, "study": {"models": VARIANTS}}, sort_keys=False))
+    args = ["train", "--data", str(tiny_corpus), "--out", str(tmp_path / "x"), "--config", str(tmp_path / "c.yaml"),
+            "--model", "mso", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert f"error: {tmp_path / 'c.yaml'}: study.models has no variant 'mso' (variants: sso, do_w)" in result.output
+    assert not (tmp_path / "x").exists()

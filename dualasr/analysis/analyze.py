@@ -228,7 +228,8 @@ def analyze_run(
 ) -> RunResult:
     """CKA of every pair of :func:`plan_pairs` for the models ``paths`` (name ->
     model.pt) of one language and seed, over ``manifest`` (cuts with features)."""
-    from dualasr.train.trainer import load_model, pick_device
+    from dualasr.device import pick_device
+    from dualasr.model.checkpoint import load_model
 
     device = device or pick_device()
     notes: list[str] = []
@@ -322,7 +323,7 @@ _SEED_DIR = re.compile(r"seed(\d+)$")
 def discover_models(exp: Path, lang: str) -> dict[tuple[str, int], Path | None]:
     """(model, seed) -> ``model.pt`` (None when the run directory has none) under
     ``exp/<lang>/<model>/seed<k>/``."""
-    from dualasr.train.trainer import MODEL_FILE
+    from dualasr.model.checkpoint import MODEL_FILE
 
     found: dict[tuple[str, int], Path | None] = {}
     lang_dir = exp / lang

@@ -34,11 +34,10 @@ from lhotse import CutSet
 from lhotse.dataset.collation import collate_features
 from torch import Tensor
 
-from dualasr.data.manifest import load_manifest
+from dualasr.data.manifest import load_manifest, target_text
 from dualasr.errors import DualasrError
-from dualasr.model.asr import DualASR
+from dualasr.model.asr import DualASR, pad_ids
 from dualasr.text.tokenizer import Tokenizer
-from dualasr.train.data import pad_ids, target_text
 
 
 class CaptureError(DualasrError):

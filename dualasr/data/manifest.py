@@ -261,6 +261,19 @@ def supervision(cut) -> SupervisionSegment:
     return cut.supervisions[0]
 
 
+def target_text(cut, output: str, unit: str) -> str:
+    """The reference an output learns and is decoded against: its phones
+    (space-separated) when the tokenizer ``unit`` is ``phone``, else the cut's
+    surface or meaning text."""
+    custom = supervision(cut).custom or {}
+    if unit == "phone":
+        phones = custom.get(f"{output}_phones") or (custom.get("canonical_phones") if output == "meaning" else None)
+        if phones is None:
+            raise ManifestError(f"cut {cut.id}: {output} tokenizer is phone-level but the cut has no {output}_phones")
+        return " ".join(phones)
+    return custom[output]
+
+
 def cut_divergence(cut, unit: str = "char") -> int:
     """Divergence of a cut, measured on what is scored: ED between surface and
     canonical phones (both through ``normalize_phones``) when the cut carries

@@ -32,13 +32,13 @@ from tqdm import tqdm
 from dualasr.atomic import atomic_write_text
 from dualasr.config import DataConfig, DecodeConfig
 from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
-from dualasr.data.manifest import ManifestError, Skipped, load_manifest, supervision
+from dualasr.data.manifest import ManifestError, Skipped, load_manifest, supervision, target_text
 from dualasr.decode.search import decode_dual
+from dualasr.device import pick_device
+from dualasr.model.checkpoint import load_model
+from dualasr.model.lm import load_lm
 from dualasr.rundir import file_sha256, manifest_stamp, reuse_or_recompute
 from dualasr.text.tokenizer import Tokenizer
-from dualasr.train.data import target_text
-from dualasr.train.lm import load_lm
-from dualasr.train.trainer import load_model, pick_device
 
 #: Share of a manifest's reference tokens outside a model's vocabulary above
 #: which the manifest is taken for another language (checkpoints without one).

@@ -86,6 +86,15 @@ def add_sos_eos(ys: Tensor, lens: Tensor, sos_eos: int) -> tuple[Tensor, Tensor]
     return ys_in, ys_out
 
 
+def pad_ids(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(batch, max_len)`` ids padded with ``IGNORE_ID`` (-1), and lengths ``(batch,)``."""
+    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), max([len(s) for s in seqs] + [1])), IGNORE_ID, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out, lens
+
+
 @dataclass
 class TaskLosses:
     """Per-output weighted losses, kept in the graph, for multi-task gradient

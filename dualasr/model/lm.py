@@ -9,19 +9,25 @@ attention decoder does; fusion adds ``lm_weight * log p_lm(c | prefix)`` to
 every candidate token's joint score (:func:`dualasr.decode.search.beam_search`).
 
 ``forward`` returns ``(loss, stats)`` like the ASR model; decoding uses
-:meth:`TokenLM.init_state`, :meth:`TokenLM.step` and :meth:`LMState.select`.
+:meth:`TokenLM.init_state`, :meth:`TokenLM.step` and :meth:`LMState.select`,
+on a model read by :func:`load_lm` from an ``lm.pt`` that
+:func:`dualasr.train.lm.train_lm` wrote.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dualasr.text.tokenizer import Tokenizer
+
 from .asr import IGNORE_ID, add_sos_eos
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import LMConfig
 
 
@@ -71,3 +77,22 @@ class TokenLM(nn.Module):
         """Log-probabilities ``(n, vocab)`` of the next token after ``last`` ``(n,)``."""
         h, (hn, cn) = self.lstm(self.embed(last)[:, None], (state.h, state.c))
         return F.log_softmax(self.out(h[:, 0]).float(), dim=-1), LMState(hn, cn)
+
+
+class LMError(CheckpointError):
+    """A language model that cannot be used (corrupt, or not for this ASR model's tokens)."""
+
+
+def load_lm(path: str | Path, tokenizer: Tokenizer, device: torch.device | str = "cpu") -> TokenLM:
+    """The LM at ``path``, in eval mode, checked to use ``tokenizer``'s ids."""
+    ckpt = load_checkpoint(path, required=("model", "lm_config", "tokenizer", "output"), error=LMError)
+    lm_tok = Tokenizer.from_dict(ckpt["tokenizer"])
+    if lm_tok.tokens != tokenizer.tokens or lm_tok.unit != tokenizer.unit:
+        raise LMError(
+            f"{path}: the language model's {len(lm_tok)} {lm_tok.unit} tokens differ from the "
+            f"ASR model's {len(tokenizer)} {tokenizer.unit} tokens for output {ckpt['output']!r}; "
+            "train the LM on the same training split and text settings"
+        )
+    lm = TokenLM(len(lm_tok), LMConfig.model_validate(ckpt["lm_config"]))
+    lm.load_state_dict(ckpt["model"])
+    return lm.to(device).eval()

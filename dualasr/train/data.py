@@ -17,23 +17,11 @@ from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from lhotse.dataset.collation import collate_features
 
 from dualasr.config import TextConfig
-from dualasr.data.manifest import ManifestError, supervision
+from dualasr.data.manifest import supervision, target_text
+from dualasr.model.asr import pad_ids
 from dualasr.text.tokenizer import Tokenizer, Unit
 
 OUTPUTS = ("surface", "meaning")
-PAD = -1
-
-
-def target_text(cut, output: str, unit: Unit) -> str:
-    """The reference an output learns: surface phones for phone tokenizers,
-    else the surface or meaning text."""
-    custom = supervision(cut).custom or {}
-    if unit == "phone":
-        phones = custom.get(f"{output}_phones") or (custom.get("canonical_phones") if output == "meaning" else None)
-        if phones is None:
-            raise ManifestError(f"cut {cut.id}: {output} tokenizer is phone-level but the cut has no {output}_phones")
-        return " ".join(phones)
-    return custom[output]
 
 
 def token_unit(cuts: CutSet, output: str, text: TextConfig) -> tuple[Unit, int | None]:
@@ -63,15 +51,6 @@ def build_tokenizers(cuts: CutSet, outputs: tuple[str, ...], text: TextConfig, o
         tok.save(path)
         tokenizers[output] = tok
     return tokenizers
-
-
-def pad_ids(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(batch, max_len)`` ids padded with -1, and lengths ``(batch,)``."""
-    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = torch.full((len(seqs), max([len(s) for s in seqs] + [1])), PAD, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out, lens
 
 
 class DualDataset(torch.utils.data.Dataset):

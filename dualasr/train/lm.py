@@ -27,12 +27,14 @@ import torch
 
 from dualasr.atomic import atomic_write_text, remove_stale_temporaries
 from dualasr.config import TextConfig
-from dualasr.data.manifest import load_manifest
+from dualasr.data.manifest import load_manifest, target_text
+from dualasr.model.asr import pad_ids
+from dualasr.model.checkpoint import save_atomic
 from dualasr.model.lm import LMConfig, TokenLM
 from dualasr.rundir import manifest_stamp, reuse_or_refuse
 from dualasr.text.tokenizer import Tokenizer
-from dualasr.train.data import build_tokenizers, pad_ids, target_text
-from dualasr.train.trainer import CheckpointError, load_checkpoint, save_atomic, seed_everything
+from dualasr.train.data import build_tokenizers
+from dualasr.train.trainer import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -119,22 +121,3 @@ def train_lm(
     save_atomic({"model": best_state, "lm_config": cfg.model_dump(), "output": output,
                  "tokenizer": tok.to_dict(), "history": history}, final)  # fmt: skip
     return final
-
-
-class LMError(CheckpointError):
-    """A language model that cannot be used (corrupt, or not for this ASR model's tokens)."""
-
-
-def load_lm(path: str | Path, tokenizer: Tokenizer, device: torch.device | str = "cpu") -> TokenLM:
-    """The LM at ``path``, in eval mode, checked to use ``tokenizer``'s ids."""
-    ckpt = load_checkpoint(path, required=("model", "lm_config", "tokenizer", "output"), error=LMError)
-    lm_tok = Tokenizer.from_dict(ckpt["tokenizer"])
-    if lm_tok.tokens != tokenizer.tokens or lm_tok.unit != tokenizer.unit:
-        raise LMError(
-            f"{path}: the language model's {len(lm_tok)} {lm_tok.unit} tokens differ from the "
-            f"ASR model's {len(tokenizer)} {tokenizer.unit} tokens for output {ckpt['output']!r}; "
-            "train the LM on the same training split and text settings"
-        )
-    lm = TokenLM(len(lm_tok), LMConfig.model_validate(ckpt["lm_config"]))
-    lm.load_state_dict(ckpt["model"])
-    return lm.to(device).eval()

@@ -1,4 +1,4 @@
-"""``dualasr train``: a plain PyTorch loop for SSO, MSO and DO models.
+"""``dualasr train``: a plain PyTorch loop for SSO, MSO and DO models and their variants.
 
 - Device picked automatically (CUDA, then Apple MPS, then CPU); mixed precision
   (bf16/fp16 autocast + GradScaler for fp16) on CUDA only.
@@ -8,6 +8,8 @@
 - AdamW with linear warmup then either inverse-square-root decay (the
   Noam/ESPnet ``WarmupLR`` schedule) or linear decay to zero at the end of the
   last epoch; gradient clipping, gradient accumulation.
+- One batch's forward, backward and optimizer update are one :class:`Step`,
+  so another way of computing gradients replaces it without changing the loop.
 - Non-finite losses or gradients are counted and the step skipped on every rank
   (the ranks agree through an all-reduce), never applied to the weights nor to
   BatchNorm's running statistics.
@@ -18,9 +20,11 @@
   so a run killed during epoch ``e`` restarts epoch ``e`` from the checkpoint of
   ``e - 1`` and reproduces the uninterrupted run's losses. Temporary files a
   killed checkpoint write left behind are deleted when the run restarts.
-- Safe checkpoints: files hold tensors and plain data only (loaded with
-  ``torch.load(weights_only=True)``, so loading one runs no code) and a SHA-256
-  checksum of their tensors, verified on every load.
+- Safe checkpoints (:mod:`dualasr.model.checkpoint`): files hold tensors and
+  plain data only (loaded with ``torch.load(weights_only=True)``, so loading one
+  runs no code) and a SHA-256 checksum of their tensors, verified on every load.
+- Seeds: variant ``name`` of study seed ``seed`` trains from
+  ``dualasr.config.model_seed(seed, name)``, as ``dualasr study`` does.
 - Metrics: ``metrics.csv`` (one row per ``log_every`` steps and per validation).
 
 Output directory::
@@ -28,22 +32,19 @@ Output directory::
     tokens_<output>.json   tokenizers (ids fixed for the run)
     checkpoints/epoch<N>.pt, checkpoints/last.pt
     model.pt               average of the best checkpoints (used by decode/analyze)
+    run.json               what the run is (dualasr.layout.RunInfo), written before model.pt
     metrics.csv
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
 import os
-import pickle
 import random
-import re
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,37 +54,21 @@ import torch.distributed as dist
 from lhotse import CutSet
 from tqdm import tqdm
 
-from dualasr.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
-from dualasr.config import DataConfig, TextConfig, TrainConfig
+from dualasr.atomic import atomic_write_text, remove_stale_temporaries
+from dualasr.config import DataConfig, TextConfig, TrainConfig, model_seed
 from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
 from dualasr.data.manifest import Skipped, load_manifest, supervision
-from dualasr.errors import DualasrError
-from dualasr.model.asr import DualASR, build_model
+from dualasr.device import pick_device
+from dualasr.layout import RunInfo, default_label, write_run_info
+from dualasr.model.asr import build_model
+from dualasr.model.checkpoint import MODEL_FILE, CheckpointError, load_checkpoint, save_atomic
 from dualasr.model.config import ModelConfig
 from dualasr.rundir import manifest_stamp, reuse_or_refuse, value_sha256
-from dualasr.text.tokenizer import Tokenizer
 from dualasr.train.data import build_tokenizers, make_loader
 
 log = logging.getLogger(__name__)
 
-#: The averaged model of a run directory, which decode, study and analyze read.
-MODEL_FILE = "model.pt"
-
-
-class CheckpointError(DualasrError):
-    """A checkpoint that cannot be used (corrupt, or from another configuration)."""
-
-
 # ------------------------------------------------------------------ environment
-
-
-def pick_device(local_rank: int = 0) -> torch.device:
-    """CUDA if available, then MPS, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -180,76 +165,6 @@ def count_steps(sampler, epochs: int, accum_grad: int) -> int:
 # ------------------------------------------------------------------ checkpoints
 
 
-def state_checksum(obj) -> str:
-    """``"sha256:<hex>"`` over every tensor in ``obj`` (nested dicts, lists and
-    tuples; other values are skipped). Each tensor contributes its key path
-    (``repr`` of the keys and indices joined by ``/``), dtype, shape and bytes,
-    in the order of the sorted key paths, so the result does not depend on
-    dict order nor on the device the tensors are on."""
-    tensors: list[tuple[str, torch.Tensor]] = []
-
-    def walk(x, where: str) -> None:
-        if isinstance(x, torch.Tensor):
-            tensors.append((where, x))
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                walk(v, f"{where}/{k!r}")
-        elif isinstance(x, list | tuple):
-            for i, v in enumerate(x):
-                walk(v, f"{where}/{i}")
-
-    walk(obj, "")
-    h = hashlib.sha256()
-    for where, t in sorted(tensors, key=lambda item: item[0]):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())  # raw bytes, any dtype (numpy lacks bfloat16)
-    return f"sha256:{h.hexdigest()}"
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """``torch.save`` the checkpoint dict ``obj`` with its :func:`state_checksum`
-    under ``"checksum"``, to a temporary file then rename: a kill never leaves
-    half a checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save({**obj, "checksum": state_checksum(obj)}, tmp)
-
-
-def load_checkpoint(
-    path: Path, map_location="cpu", required: tuple[str, ...] = ("model", "model_config"),
-    error: type[CheckpointError] = CheckpointError,
-) -> dict:  # fmt: skip
-    """A dict saved by :func:`save_atomic` with the ``required`` keys and its
-    checksum verified; else ``error`` naming the file. Only tensors and plain
-    data are unpickled (``weights_only``): a file asking for anything else,
-    such as a function to call, is refused before any of it runs. A file with
-    no checksum (written before dualasr stored one) is refused too: its
-    weights cannot be verified."""
-    try:
-        with warnings.catch_warnings():
-            # Before refusing a plain pickle torch warns about its protocol: the error says enough.
-            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # torch's restricted unpickler refused the file
-        # torch names the refused callable or class as "GLOBAL <module>.<name>".
-        unsafe = re.search(r"GLOBAL (\S+)", str(e))
-        if unsafe:
-            raise error(f"{path}: holds something other than tensors and plain data ({unsafe[1]}); "
-                        "not loaded, since loading it could run code") from None  # fmt: skip
-        raise error(f"{path}: corrupt or unreadable checkpoint (not tensors and plain data as "
-                    "torch.save writes them); not loaded") from None  # fmt: skip
-    except Exception as e:  # truncated zip, ...
-        raise error(f"{path}: corrupt or unreadable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or not set(required) <= set(ckpt):
-        raise error(f"{path}: not a dualasr checkpoint (no {' / '.join(required)})")
-    if "checksum" not in ckpt:
-        raise error(f"{path}: no checksum (written by a dualasr older than checksums), so its weights "
-                    "cannot be verified; not loaded: train it again with this version")  # fmt: skip
-    if ckpt["checksum"] != state_checksum(ckpt):
-        raise error(f"{path}: checksum mismatch: the weights are corrupt; not loaded")
-    return ckpt
-
-
 def check_same_config(ckpt: dict, path: Path, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     """Resuming with another architecture or optimisation set-up is an error naming the keys."""
     for name, now in (("model_config", model_cfg.model_dump()), ("train_config", train_cfg.model_dump())):
@@ -260,21 +175,6 @@ def check_same_config(ckpt: dict, path: Path, model_cfg: ModelConfig, train_cfg:
                 f"{path}: saved with a different {name.replace('_', ' ')} "
                 f"(keys {', '.join(diff)}); use a new output directory or restore the config"
             )
-
-
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[DualASR, dict[str, Tokenizer]]:
-    """A trained model (``model.pt`` or any checkpoint) and its tokenizers, in eval mode."""
-    path = Path(path)
-    ckpt = load_checkpoint(path)
-    model_cfg = ModelConfig.model_validate(ckpt["model_config"])
-    tokenizers = {o: Tokenizer.from_dict(t) for o, t in ckpt["tokenizers"].items()}
-    model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()})
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the saved model config ({e})") from None
-    model.language = ckpt.get("language")  # of the training data; None in checkpoints that predate it
-    return model.to(device).eval(), tokenizers
 
 
 def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
@@ -373,6 +273,74 @@ def validate(model: torch.nn.Module, loader, device: torch.device, info: DistInf
     return means
 
 
+class Step:
+    """One training batch: forward, backward, and every ``accum_grad`` batches
+    the optimizer update (AMP loss scaling, gradient clipping, LR schedule).
+
+    The loop hands every batch to a ``Step`` and never touches gradients, so
+    another way of turning losses into gradients (e.g. aggregating per-task
+    gradients on the shared encoder from ``DualASR.task_losses``) replaces
+    :meth:`forward` and :meth:`backward` without changing the loop. Under DDP
+    ``module`` is the wrapped model (gradients averaged over ranks in
+    ``backward``) and ``model`` the bare one.
+
+    A non-finite loss or gradient on any rank skips the update on every rank:
+    the gradients gathered so far are dropped, BatchNorm's running statistics
+    restored to what they were before the batch, and :attr:`skipped` counted.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, module: torch.nn.Module, opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, cfg: TrainConfig,
+        info: DistInfo, device: torch.device, use_amp: bool, amp_dtype: torch.dtype, skipped: int = 0,
+    ):  # fmt: skip
+        self.model, self.module, self.opt, self.sched, self.scaler = model, module, opt, sched, scaler
+        self.cfg, self.info, self.device, self.use_amp, self.amp_dtype = cfg, info, device, use_amp, amp_dtype
+        self.skipped = skipped  # batches skipped so far in the run (resumed from the checkpoint)
+
+    def forward(self, feats: torch.Tensor, lens: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The weighted loss (scalar, in the graph) and the model's statistics."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            return self.module(feats, lens, targets)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Add this batch's share of the gradients (``loss / accum_grad``, scaled for fp16)."""
+        self.scaler.scale(loss / self.cfg.accum_grad).backward()
+
+    def __call__(self, batch: dict, epoch: int, i: int) -> tuple[dict[str, float], float] | None:
+        """Train on batch ``i`` (1-based) of ``epoch``: ``(stats, gradient norm)``
+        when the weights were updated, None when gradients are accumulating or
+        the batch was skipped."""
+        feats, lens, targets = _to(batch, self.device)
+        # The forward pass updates BatchNorm's running statistics: a skipped
+        # step restores them (no NaN left in them; a few thousand numbers).
+        buffers = [b.clone() for b in self.model.buffers()]
+        loss, stats = self.forward(feats, lens, targets)
+        if not _all_finite(loss, self.info):
+            self._skip(buffers, "loss", epoch, i)
+            return None
+        self.backward(loss)
+        if i % self.cfg.accum_grad:
+            return None
+        self.scaler.unscale_(self.opt)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if not _all_finite(grad_norm, self.info):
+            self.scaler.update()  # lowers the fp16 loss scale after an overflow
+            self._skip(buffers, "gradient", epoch, i)
+            return None
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return stats, float(grad_norm)
+
+    def _skip(self, buffers: list[torch.Tensor], what: str, epoch: int, i: int) -> None:
+        self.skipped += 1
+        self.opt.zero_grad(set_to_none=True)
+        _restore_buffers(self.model, buffers)
+        log.warning("non-finite %s at epoch %d batch %d: step skipped (%d so far)", what, epoch, i, self.skipped)
+
+
 def train(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -385,8 +353,14 @@ def train(
     progress: bool = True,
     stop_after_epoch: int | None = None,
     data: DataConfig | None = None,
+    name: str | None = None,
+    label: str | None = None,
 ) -> Path:
-    """Train one model; returns the path of the averaged ``model.pt``.
+    """Train variant ``name`` (default: the mode) of study seed ``seed``, from
+    the training seed ``model_seed(seed, name)``; returns the path of the
+    averaged ``model.pt``, written with ``run.json`` (:mod:`dualasr.layout`:
+    name, ``label`` (default :func:`~dualasr.layout.default_label`), mode,
+    outputs, language, ``seed``, model config) beside it.
 
     A finished run (``model.pt``) of the same manifests, CMVN, configs and seed
     is returned as is; a run directory holding a model or checkpoint of other
@@ -401,16 +375,19 @@ def train(
     info = init_distributed()
     text = text or TextConfig()
     data = data or DataConfig()
+    name = name or model_cfg.mode
+    label = label or default_label(name)
     inputs = {
         "train_manifest": manifest_stamp(train_manifest), "dev_manifest": manifest_stamp(dev_manifest),
         "cmvn": value_sha256(cmvn), "model": model_cfg.model_dump(), "train": train_cfg.model_dump(),
-        "text": text.model_dump(), "seed": seed, "usable_cuts": data.usable_cut_rule(),
+        "text": text.model_dump(), "seed": seed, "name": name, "usable_cuts": data.usable_cut_rule(),
     }  # fmt: skip
     partial, stale = [out_dir / "checkpoints" / "last.pt"], out_dir.glob("tokens_*.json")
     if reuse_or_refuse(final, inputs, partial, stale, write=info.main):
         return final
     device = pick_device(info.local_rank)
-    seed_everything(seed)
+    train_seed = model_seed(seed, name)
+    seed_everything(train_seed)
 
     train_cuts: CutSet = load_manifest(train_manifest, check_audio=False)
     dev_cuts: CutSet = load_manifest(dev_manifest, check_audio=False)
@@ -421,6 +398,7 @@ def train(
     if info.world_size > 1:
         dist.barrier()
     tokenizers = build_tokenizers(train_cuts, model_cfg.outputs, text, out_dir)
+    language = supervision(next(iter(train_cuts))).language
 
     model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()})
     model.set_cmvn(torch.tensor(cmvn["mean"]), torch.tensor(cmvn["std"]))
@@ -429,7 +407,7 @@ def train(
     ddp_model = wrap_distributed(model, info, device)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     train_loader = make_loader(
-        train_cuts, tokenizers, train_cfg.max_duration, shuffle=True, seed=seed,
+        train_cuts, tokenizers, train_cfg.max_duration, shuffle=True, seed=train_seed,
         num_buckets=train_cfg.num_buckets, num_workers=train_cfg.num_workers,
         world_size=info.world_size, rank=info.rank,
     )  # fmt: skip
@@ -467,8 +445,9 @@ def train(
 
     metrics = MetricsLog(out_dir / "metrics.csv", info.main, start_epoch)
     if info.main:
-        log.info("%s: %s model, %.2f M parameters, device %s, world %d", out_dir, model_cfg.mode,
+        log.info("%s: %s (%s model), %.2f M parameters, device %s, world %d", out_dir, name, model_cfg.mode,
                  n_params / 1e6, device, info.world_size)  # fmt: skip
+    train_step = Step(model, ddp_model, opt, sched, scaler, train_cfg, info, device, use_amp, amp_dtype, skipped)
 
     for epoch in range(start_epoch, train_cfg.epochs + 1):
         train_loader.sampler.set_epoch(epoch)
@@ -476,34 +455,10 @@ def train(
         t0, running, n_running = time.time(), {}, 0
         opt.zero_grad(set_to_none=True)
         for i, batch in enumerate(train_loader, 1):
-            feats, lens, targets = _to(batch, device)
-            # The forward pass updates BatchNorm's running statistics: a skipped
-            # step restores them (no NaN left in them; a few thousand numbers).
-            buffers = [b.clone() for b in model.buffers()]
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss, stats = ddp_model(feats, lens, targets)
-            if not _all_finite(loss, info):
-                skipped += 1
-                opt.zero_grad(set_to_none=True)
-                _restore_buffers(model, buffers)
-                log.warning("non-finite loss at epoch %d batch %d: step skipped (%d so far)", epoch, i, skipped)
+            update = train_step(batch, epoch, i)
+            if update is None:
                 continue
-            scaler.scale(loss / train_cfg.accum_grad).backward()
-            if i % train_cfg.accum_grad:
-                continue
-            scaler.unscale_(opt)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            if not _all_finite(grad_norm, info):
-                skipped += 1
-                opt.zero_grad(set_to_none=True)
-                scaler.update()
-                _restore_buffers(model, buffers)
-                log.warning("non-finite gradient at epoch %d batch %d: step skipped (%d so far)", epoch, i, skipped)
-                continue
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            stats, grad_norm = update
             step += 1
             for k, v in stats.items():
                 running[k] = running.get(k, 0.0) + v
@@ -511,13 +466,13 @@ def train(
             bar.update()
             bar.set_postfix(loss=f"{stats['loss']:.2f}")
             if step % train_cfg.log_every == 0:
-                metrics.write(epoch, step, "train", {"lr": sched.get_last_lr()[0], "grad_norm": float(grad_norm),
+                metrics.write(epoch, step, "train", {"lr": sched.get_last_lr()[0], "grad_norm": grad_norm,
                                                      **{k: v / n_running for k, v in running.items()}})  # fmt: skip
                 running, n_running = {}, 0
         bar.close()
         dev = validate(ddp_model, dev_loader, device, info)
         history.append({"epoch": epoch, "dev_loss": dev["loss"]})
-        metrics.write(epoch, step, "dev", {"seconds": time.time() - t0, "skipped_steps": skipped, **dev})
+        metrics.write(epoch, step, "dev", {"seconds": time.time() - t0, "skipped_steps": train_step.skipped, **dev})
         rngs = [None] * info.world_size
         if info.world_size > 1:
             dist.all_gather_object(rngs, rng_state())
@@ -527,10 +482,10 @@ def train(
             ckpt = {
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch, "step": step, "history": history, "skipped_steps": skipped,
+                "epoch": epoch, "step": step, "history": history, "skipped_steps": train_step.skipped,
                 "rng": rngs, "model_config": model_cfg.model_dump(), "train_config": train_cfg.model_dump(),
                 "tokenizers": {o: t.to_dict() for o, t in tokenizers.items()},
-                "language": supervision(next(iter(train_cuts))).language,
+                "language": language, "name": name, "label": label,
             }  # fmt: skip
             save_atomic(ckpt, ckpt_dir / f"epoch{epoch}.pt")
             save_atomic(ckpt, last)
@@ -543,23 +498,32 @@ def train(
             return last
 
     if info.main:
-        best = sorted(history, key=lambda h: h["dev_loss"])[: train_cfg.average_best]
-        paths = [ckpt_dir / f"epoch{h['epoch']}.pt" for h in sorted(best, key=lambda h: h["epoch"])]
-        final_ckpt = load_checkpoint(last)
-        final_ckpt["model"] = average_checkpoints(paths)
-        final_ckpt["averaged_epochs"] = [h["epoch"] for h in best]
-        for key in ("optimizer", "scheduler", "scaler", "rng"):
-            final_ckpt.pop(key)
-        save_atomic(final_ckpt, final)
-        summary = {
-            "parameters": n_params, "epochs": train_cfg.epochs, "steps": step,
-            "skipped_steps": skipped, "averaged_epochs": final_ckpt["averaged_epochs"],
-            "best_dev_loss": best[0]["dev_loss"],
-        }  # fmt: skip
-        atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=1), overwrite=True)
+        run = RunInfo(name, model_cfg.mode, model_cfg.outputs, language, seed, label, model_cfg.model_dump())
+        _finish(out_dir, history, train_cfg, run, n_params)
     if info.world_size > 1:
         dist.barrier()
     return final
+
+
+def _finish(out_dir: Path, history: list[dict], train_cfg: TrainConfig, run: RunInfo, n_params: int) -> None:
+    """Average the best checkpoints into ``model.pt``, after ``run.json`` (so a
+    run with a model always has its identity) and with ``train_summary.json``."""
+    ckpt_dir = out_dir / "checkpoints"
+    best = sorted(history, key=lambda h: h["dev_loss"])[: train_cfg.average_best]
+    paths = [ckpt_dir / f"epoch{h['epoch']}.pt" for h in sorted(best, key=lambda h: h["epoch"])]
+    final_ckpt = load_checkpoint(ckpt_dir / "last.pt")
+    final_ckpt["model"] = average_checkpoints(paths)
+    final_ckpt["averaged_epochs"] = [h["epoch"] for h in best]
+    for key in ("optimizer", "scheduler", "scaler", "rng"):
+        final_ckpt.pop(key)
+    write_run_info(out_dir, run)
+    save_atomic(final_ckpt, out_dir / MODEL_FILE)
+    summary = {
+        "parameters": n_params, "epochs": train_cfg.epochs, "steps": final_ckpt["step"],
+        "skipped_steps": final_ckpt["skipped_steps"], "averaged_epochs": final_ckpt["averaged_epochs"],
+        "best_dev_loss": best[0]["dev_loss"],
+    }  # fmt: skip
+    atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=1), overwrite=True)
 
 
 def usable_cuts(

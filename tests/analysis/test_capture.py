@@ -10,9 +10,8 @@ import torch
 
 from dualasr.analysis.capture import capture_batches, model_states, ordered_cuts
 from dualasr.analysis.cka import LinearCKAAccumulator
-from dualasr.data.manifest import load_manifest, supervision
-from dualasr.train.data import target_text
-from dualasr.train.trainer import load_model
+from dualasr.data.manifest import load_manifest, supervision, target_text
+from dualasr.model.checkpoint import load_model
 from tests.analysis.conftest import D_MODEL, DECODER_LAYERS, ENCODER_LAYERS
 
 

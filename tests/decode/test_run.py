@@ -15,8 +15,8 @@ from dualasr.data.manifest import load_manifest, write_manifest
 from dualasr.decode import run
 from dualasr.decode.run import LanguageMismatchError, decode
 from dualasr.model import build_model
+from dualasr.model.checkpoint import save_atomic
 from dualasr.train.data import build_tokenizers
-from dualasr.train.trainer import save_atomic
 from tests.torch_fixtures import _tiny_config
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from dualasr.device import pick_device
 from dualasr.model import build_model
 from dualasr.model.config import ModelConfig
-from dualasr.train.trainer import _all_finite, init_distributed, pick_device, wrap_distributed
+from dualasr.train.trainer import _all_finite, init_distributed, wrap_distributed
 
 STEPS = 2
 VOCAB = {"surface": 12, "meaning": 15}

@@ -11,14 +11,9 @@ import pytest
 import torch
 
 from dualasr.errors import DualasrError
+from dualasr.model.checkpoint import CheckpointError, load_checkpoint, load_model, save_atomic
 from dualasr.rundir import StaleOutputError
-from dualasr.train.trainer import (
-    CheckpointError,
-    average_checkpoints,
-    load_checkpoint,
-    load_model,
-    save_atomic,
-)
+from dualasr.train.trainer import average_checkpoints
 
 
 def corrupt(path, how: str) -> None:

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from dualasr.config import DecodeConfig
-from dualasr.data.manifest import load_manifest
+from dualasr.data.manifest import load_manifest, target_text
 from dualasr.decode.run import decode
+from dualasr.model.checkpoint import load_model
+from dualasr.model.lm import LMError, load_lm
 from dualasr.text.tokenizer import Tokenizer
-from dualasr.train.data import target_text
-from dualasr.train.lm import LMError, load_lm, perplexity, train_lm
-from dualasr.train.trainer import load_model
+from dualasr.train.lm import perplexity, train_lm
 from tests.train.conftest import SMALL_LM as SMALL
 
 

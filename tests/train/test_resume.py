@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from dualasr.train.trainer import load_checkpoint
+from dualasr.model.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

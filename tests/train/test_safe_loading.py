@@ -21,14 +21,9 @@ import torch
 from typer.testing import CliRunner
 
 from dualasr.cli import app
-from dualasr.train.lm import LMError, load_lm
-from dualasr.train.trainer import (
-    CheckpointError,
-    average_checkpoints,
-    load_checkpoint,
-    load_model,
-    save_atomic,
-)
+from dualasr.model.checkpoint import CheckpointError, load_checkpoint, load_model, save_atomic
+from dualasr.model.lm import LMError, load_lm
+from dualasr.train.trainer import average_checkpoints
 
 runner = CliRunner()
 

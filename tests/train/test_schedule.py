@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from dualasr.train.trainer import load_checkpoint, lr_lambda
+from dualasr.model.checkpoint import load_checkpoint
+from dualasr.train.trainer import lr_lambda
 
 
 def test_noam_multiplier():

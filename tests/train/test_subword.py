@@ -6,8 +6,8 @@ import json
 
 from dualasr.config import TextConfig
 from dualasr.decode.run import decode
+from dualasr.model.checkpoint import load_model
 from dualasr.text.tokenizer import SPACE, Tokenizer
-from dualasr.train.trainer import load_model
 
 
 def test_subword_meaning_trains_saves_and_decodes(run, tmp_path):
