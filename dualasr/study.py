@@ -43,6 +43,7 @@ from dualasr.data.features import compute_features
 from dualasr.data.manifest import ManifestError
 from dualasr.data.stats import corpus_stats, format_table
 from dualasr.data.synth.corpus import build_corpus, describe
+from dualasr.layout import CORPORA_FILE, read_corpora
 
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
 
@@ -89,7 +90,7 @@ def run_study(
     out = Path(out)
     data = corpus_dirs(config, out, allow_fewer_voices, progress, echo)
     corpora = {lang: str(d.resolve()) for lang, d in data.items()}
-    atomic_write_text(out / "corpora.json", json.dumps(corpora, indent=1), overwrite=True)
+    atomic_write_text(out / CORPORA_FILE, json.dumps(corpora, indent=1), overwrite=True)
     stats = corpus_stats(list(data.values()), unit=config.text.divergence_unit)
     table = format_table(stats)
     atomic_write_text(out / "tables" / "corpus.md", table + "\n", overwrite=True)
@@ -290,11 +291,3 @@ def score_all(
         divergence_unit=divergence_unit,
     )  # fmt: skip
     return result.files + (score_study_mdd(out / "exp", manifests, out / "tables") if mdd else [])
-
-
-def read_corpora(out: Path) -> dict[str, str]:
-    """Language -> corpus directory of a study (written by the corpus stage)."""
-    path = Path(out) / "corpora.json"
-    if not path.exists():
-        raise ManifestError(f"{path}: missing; run the corpus stage (dualasr study) first")
-    return json.loads(path.read_text())
