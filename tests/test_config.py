@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from dualasr.config import REFERENCE_ED_SHARES, ConfigError, load_config
+from dualasr.config import ConfigError, load_config
+from dualasr.reference import REFERENCE_ED_SHARES
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
