@@ -9,7 +9,7 @@ Layout of ``DIR``::
     exp/<lang>/<model>/seed<k>/            one trained model: model.pt, metrics.csv,
                                            tokens_*.json, hyps_test.jsonl, *.trn
     lm/<lang>/<output>/lm.pt               language models fused in decoding (decode.lm_weight)
-    tables/corpus.md                       Table 1 (corpus statistics)
+    tables/corpus.csv|md                   Table 1 (corpus statistics)
     tables/cer.*, tables/ed_gap.*          Table 2 and the ED-gap table (Figure 2)
     tables/mdd_<lang>_<model>_seed<k>.*    MDD, for phone-annotated corpora
     figures/ed_gap.png
@@ -41,7 +41,7 @@ from dualasr.atomic import atomic_write_text
 from dualasr.config import Config, model_config, train_config
 from dualasr.data.features import compute_features
 from dualasr.data.manifest import ManifestError
-from dualasr.data.stats import corpus_stats, format_table
+from dualasr.data.stats import corpus_stats, format_table, write_stats
 from dualasr.data.synth.corpus import build_corpus, describe
 from dualasr.layout import CORPORA_FILE, read_corpora
 
@@ -92,9 +92,8 @@ def run_study(
     corpora = {lang: str(d.resolve()) for lang, d in data.items()}
     atomic_write_text(out / CORPORA_FILE, json.dumps(corpora, indent=1), overwrite=True)
     stats = corpus_stats(list(data.values()), unit=config.text.divergence_unit)
-    table = format_table(stats)
-    atomic_write_text(out / "tables" / "corpus.md", table + "\n", overwrite=True)
-    echo(table)
+    write_stats(stats, out)
+    echo(format_table(stats))
     if until == "corpus":
         return out
 

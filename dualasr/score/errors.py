@@ -293,6 +293,7 @@ class RateRow:
     wer_per_seed: tuple[float, ...]
     reference: float | None
     label: str = ""
+    baseline: str = ""  # the SO model this output is compared with ("" for that SO model itself)
 
     def __post_init__(self):
         if not self.label:
@@ -308,7 +309,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def rate_rows(
-    runs: Sequence[OutputScores], language: str, model: str, output: str, units: Iterable[str], label: str = ""
+    runs: Sequence[OutputScores], language: str, model: str, output: str, units: Iterable[str], label: str = "",
+    baseline: str = "",
 ) -> list[RateRow]:
     """One :class:`RateRow` per unit of the seeds ``runs`` of (language, model, output).
 
@@ -326,13 +328,13 @@ def rate_rows(
         reference = REFERENCE_CER.get((language, model, output)) if unit == "char" else None
         rows.append(
             RateRow(language, model, output, unit, tuple(seeds), n, *mean_std(cer), *mean_std(wer),
-                    tuple(cer), tuple(wer), reference, label)
+                    tuple(cer), tuple(wer), reference, label, baseline)
         )  # fmt: skip
     return rows
 
 
 RATE_COLUMNS = (
-    "language", "model", "label", "output", "unit", "n_seeds", "seeds", "n", "cer", "cer_std", "wer", "wer_std",
+    "language", "model", "label", "baseline", "output", "unit", "n_seeds", "seeds", "n", "cer", "cer_std", "wer", "wer_std",
     "cer_per_seed", "wer_per_seed", "reference_cer",
 )  # fmt: skip
 
@@ -353,7 +355,7 @@ def rates_csv(rows: Sequence[RateRow]) -> str:
     w.writerow(RATE_COLUMNS)
     for r in rows:
         w.writerow([
-            r.language, r.model, r.label, r.output, r.unit, len(r.seeds), ";".join(map(str, r.seeds)), r.n,
+            r.language, r.model, r.label, r.baseline, r.output, r.unit, len(r.seeds), ";".join(map(str, r.seeds)), r.n,
             fmt_number(r.cer), fmt_number(r.cer_std), fmt_number(r.wer), fmt_number(r.wer_std),
             ";".join(map(fmt_number, r.cer_per_seed)), ";".join(map(fmt_number, r.wer_per_seed)),
             fmt_number(r.reference),
@@ -373,7 +375,7 @@ def rate_row(cells: dict[str, str]) -> RateRow:
         float(cells["cer"] or "nan"), float(cells["cer_std"] or "nan"),
         float(cells["wer"] or "nan"), float(cells["wer_std"] or "nan"),
         _floats(cells["cer_per_seed"]), _floats(cells["wer_per_seed"]),
-        float(cells["reference_cer"]) if cells["reference_cer"] else None, cells["label"],
+        float(cells["reference_cer"]) if cells["reference_cer"] else None, cells["label"], cells["baseline"],
     )  # fmt: skip
 
 

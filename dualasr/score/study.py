@@ -116,12 +116,12 @@ def score_study(
                 scores.append(s)
         for name, info in models.items():
             for output in info.outputs:
-                rates += rate_rows(by_model[name][output], lang, name, output, refs.units(output), info.label)
-        for name, info in models.items():
-            for output in info.outputs:
                 base = _baseline(name, output, [r.info for r in mine], infos)
-                if base is not None and base.name == name:
-                    continue  # the SO model of this output: the others are compared with it
+                own = base is not None and base.name == name  # the SO model the others are compared with
+                rates += rate_rows(by_model[name][output], lang, name, output, refs.units(output), info.label,
+                                   "" if own or base is None else base.name)  # fmt: skip
+                if own:
+                    continue
                 if base is None:
                     gap_notes.append(f"{lang} {output}: no single-output {output} model; the {info.label} gap is NaN (n=0)")
                 baseline_runs = by_model[base.name][output] if base else []
