@@ -1,7 +1,7 @@
 """``dualasr analyze``: layer-wise CKA between the models of a study, and an
 entanglement index per model (the reference study's Tables 3 and 4, and beyond).
 
-Reads (``DIR`` = a study directory, :mod:`dualasr.study`)::
+Reads (``DIR`` = a study directory, :mod:`dualasr.layout`)::
 
     DIR/corpora.json                          language -> corpus directory
     <corpus>/fbank/test.jsonl.gz              test cuts with features (computed if missing)
