@@ -27,6 +27,7 @@ from pydantic import (
 from dualasr.errors import DualasrError
 from dualasr.layout import default_label
 from dualasr.model.config import MODE_OUTPUTS, PRESETS, LMConfig, Mode, ModelConfig
+from dualasr.reference import REFERENCE_ED_SHARES
 
 Language = Literal["en", "ko"]
 Split = Literal["train", "dev", "test"]
@@ -39,11 +40,6 @@ _SentenceCount = Annotated[
 ]
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 
-# Table 1 of the reference study: share of utterances per ED bin 0 / 1-3 / 4-10 / >10.
-REFERENCE_ED_SHARES: dict[str, list[float]] = {
-    "ko": [0.388, 0.354, 0.206, 0.052],
-    "en": [0.261, 0.403, 0.295, 0.042],
-}
 
 
 class ConfigError(DualasrError, ValueError):

@@ -1,6 +1,16 @@
-"""What a trained run *is*, written beside its model so that every later stage
-(decode, score, analysis, report) reads it from there and never from a folder
-name.
+"""The study folder layout, and what a trained run *is*: the one place that
+knows where runs live and how to read their identity, so that score, analysis
+and report read what a model is from its run and never from a folder name.
+
+Layout of a study directory ``DIR``::
+
+    DIR/corpora.json                        language -> corpus directory (corpus stage)
+    DIR/exp/<lang>/<name>/seed<k>/          one run: run.json, model.pt, hyps_<split>.jsonl, ...
+
+``<name>`` is the variant's name in ``study.models`` (``sso``, ``mso``, ``do``,
+``do_split2``, ...); a run whose ``run.json`` names another variant, language
+or seed than its folder is an error naming both, so a renamed folder cannot
+silently change what a run is compared with.
 
 A run directory holds ``run.json``, written by training from the same
 configuration that goes into the checkpoint::
@@ -13,6 +23,9 @@ configuration that goes into the checkpoint::
      "seed": 0,                      # the study seed (training used model_seed(seed, name))
      "model_config": {...}}          # ModelConfig.model_dump(), as in the checkpoint
 
+The baseline of output ``o`` of a run is the single-output run of the same
+language and seed whose outputs are exactly ``(o,)`` (:func:`baseline_of`).
+
 This module reads and writes JSON only (no torch), so scoring and reporting
 stay light.
 """
@@ -20,6 +33,8 @@ stay light.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,13 +43,54 @@ from dualasr.errors import DualasrError
 
 #: The identity file of a run directory.
 RUN_FILE = "run.json"
+#: Where a study keeps its runs, under the study directory.
+EXP_DIR = "exp"
+#: Language -> corpus directory of a study, under the study directory.
+CORPORA_FILE = "corpora.json"
+#: The outputs a model can have, in table order.
+OUTPUTS: tuple[str, ...] = ("surface", "meaning")
 
 #: Display labels of the reference study's models; any other variant shows its name.
 _LABELS = {"sso": "SSO", "mso": "MSO", "do": "DO"}
 
 
-class LayoutError(DualasrError):
+class LayoutError(DualasrError, ValueError):
     """A study or run directory that does not hold what it should; names the path."""
+
+
+def run_dir(study_dir: str | Path, language: str, name: str, seed: int) -> Path:
+    """``DIR/exp/<language>/<name>/seed<seed>``: where the study trains run ``name``."""
+    return Path(study_dir) / EXP_DIR / language / name / f"seed{seed}"
+
+
+def hyps_name(split: str) -> str:
+    """File name of a run's decoded hypotheses of ``split``: ``hyps_<split>.jsonl``."""
+    return f"hyps_{split}.jsonl"
+
+
+_SEED_DIR = re.compile(r"seed(\d+)")
+
+
+def parse_seed(path: str | Path) -> int:
+    """The seed ``k`` of a run directory named ``seed<k>``; any other name is an error naming it."""
+    m = _SEED_DIR.fullmatch(Path(path).name)
+    if not m:
+        raise LayoutError(f"{path}: a run directory must be named seed<integer>")
+    return int(m.group(1))
+
+
+def read_corpora(study_dir: str | Path) -> dict[str, str]:
+    """Language -> corpus directory of a study (``corpora.json``, written by the corpus stage)."""
+    path = Path(study_dir) / CORPORA_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LayoutError(f"{path}: missing; run the corpus stage (dualasr study) first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LayoutError(f"{path}: unreadable ({e})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise LayoutError(f"{path}: expected an object language -> corpus directory")
+    return data
 
 
 def default_label(name: str) -> str:
@@ -88,3 +144,75 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
         return RunInfo(**data)
     except TypeError as e:
         raise LayoutError(f"{path}: not a run identity ({e})") from None
+
+
+# ---------------------------------------------------------------- discovery
+
+#: Names of the reference study's single-output models: preferred as baselines.
+_REFERENCE_SO = ("sso", "mso")
+_MODE_ORDER = ("sso", "mso", "do")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a study: its identity and its directory."""
+
+    info: RunInfo
+    dir: Path
+
+    def hyps(self, split: str = "test") -> Path:
+        """The run's hypotheses file of ``split``."""
+        return self.dir / hyps_name(split)
+
+
+def discover_runs(exp_dir: str | Path, languages: Iterable[str] | None = None) -> list[Run]:
+    """Every run ``<lang>/<name>/seed<k>/`` under ``exp_dir`` (a study's ``exp``),
+    in :func:`run_order`. Every run directory must hold ``run.json`` agreeing
+    with its place: name, language and seed; a disagreement is an error naming
+    the file and both values. ``languages``: only these language directories."""
+    exp_dir = Path(exp_dir)
+    runs = []
+    wanted = None if languages is None else set(languages)
+    for lang_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()) if exp_dir.is_dir() else ():
+        if wanted is not None and lang_dir.name not in wanted:
+            continue
+        for name_dir in sorted(p for p in lang_dir.iterdir() if p.is_dir()):
+            for seed_dir in sorted(p for p in name_dir.iterdir() if p.is_dir()):
+                seed = parse_seed(seed_dir)
+                info = read_run_info(seed_dir)
+                place = (name_dir.name, lang_dir.name, seed)
+                if (info.name, info.language, info.seed) != place:
+                    raise LayoutError(
+                        f"{seed_dir / RUN_FILE}: identifies run {info.language}/{info.name}/seed{info.seed} "
+                        f"but lies in {lang_dir.name}/{name_dir.name}/seed{seed}; a run's folder is its "
+                        "variant name: rename the folder back, or retrain the run under its new name"
+                    )
+                runs.append(Run(info, seed_dir))
+    return sorted(runs, key=lambda r: (r.info.language, *run_order_key(r.info), r.info.seed))
+
+
+def run_order_key(info: RunInfo) -> tuple:
+    """Table order of models: single-output ones first (surface, then meaning),
+    the reference study's before others, then dual-output ones, ``do`` first."""
+    outputs = tuple(OUTPUTS.index(o) if o in OUTPUTS else len(OUTPUTS) for o in info.outputs)
+    return (not info.single, outputs, info.name not in _MODE_ORDER, info.name)
+
+
+def baseline_of(info: RunInfo, output: str, runs: Sequence[RunInfo]) -> RunInfo | None:
+    """The single-output run ``output`` of ``info`` is compared with: same language
+    and seed, outputs exactly ``(output,)``. Of several, the one named ``sso`` /
+    ``mso``; several others are an error naming them. None when there is none.
+    A run that is its own baseline (the SSO model for ``surface``) has no gap."""
+    candidates = [
+        r for r in runs if r.outputs == (output,) and (r.language, r.seed) == (info.language, info.seed)
+    ]  # fmt: skip
+    if len(candidates) > 1:
+        preferred = [r for r in candidates if r.name in _REFERENCE_SO]
+        if len(preferred) != 1:
+            names = ", ".join(sorted(r.name for r in candidates))
+            raise LayoutError(
+                f"{info.language} seed {info.seed}: several single-output {output} models ({names}) and none "
+                f"named {' or '.join(_REFERENCE_SO)}; the {output} baseline of {info.name} is ambiguous"
+            )
+        candidates = preferred
+    return candidates[0] if candidates else None

@@ -11,7 +11,7 @@ Layout of ``DIR``::
     exp/<lang>/<model>/seed<k>/            one trained variant of study.models: model.pt, run.json,
                                            metrics.csv, tokens_*.json, hyps_test.jsonl, *.trn
     lm/<lang>/<output>/lm.pt               language models fused in decoding (decode.lm_weight)
-    tables/corpus.md                       Table 1 (corpus statistics)
+    tables/corpus.csv|md                   Table 1 (corpus statistics)
     tables/cer.*, tables/ed_gap.*          Table 2 and the ED-gap table (Figure 2)
     tables/mdd_<lang>_<model>_seed<k>.*    MDD, for phone-annotated corpora
     figures/ed_gap.png
@@ -43,8 +43,9 @@ from dualasr.atomic import atomic_write_text
 from dualasr.config import Config, model_config, model_label, train_config
 from dualasr.data.features import compute_features
 from dualasr.data.manifest import ManifestError
-from dualasr.data.stats import corpus_stats, format_table
+from dualasr.data.stats import corpus_stats, format_table, write_stats
 from dualasr.data.synth.corpus import build_corpus, describe
+from dualasr.layout import CORPORA_FILE, read_corpora
 from dualasr.rundir import locked
 
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
@@ -87,11 +88,10 @@ def run_study(
 def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bool, echo, until: str) -> Path:
     data = corpus_dirs(config, out, allow_fewer_voices, progress, echo)
     corpora = {lang: str(d.resolve()) for lang, d in data.items()}
-    atomic_write_text(out / "corpora.json", json.dumps(corpora, indent=1), overwrite=True)
+    atomic_write_text(out / CORPORA_FILE, json.dumps(corpora, indent=1), overwrite=True)
     stats = corpus_stats(list(data.values()), unit=config.text.divergence_unit)
-    table = format_table(stats)
-    atomic_write_text(out / "tables" / "corpus.md", table + "\n", overwrite=True)
-    echo(table)
+    write_stats(stats, out)
+    echo(format_table(stats))
     if until == "corpus":
         return out
 
@@ -347,11 +347,3 @@ def score_all(
         divergence_unit=divergence_unit,
     )  # fmt: skip
     return result.files + (score_study_mdd(out / "exp", manifests, out / "tables") if mdd else [])
-
-
-def read_corpora(out: Path) -> dict[str, str]:
-    """Language -> corpus directory of a study (written by the corpus stage)."""
-    path = Path(out) / "corpora.json"
-    if not path.exists():
-        raise ManifestError(f"{path}: missing; run the corpus stage (dualasr study) first")
-    return json.loads(path.read_text())

@@ -3,7 +3,6 @@ from pathlib import Path
 import pytest
 
 from dualasr.config import (
-    REFERENCE_ED_SHARES,
     ConfigError,
     Variant,
     load_config,
@@ -11,6 +10,7 @@ from dualasr.config import (
     model_label,
     train_config,
 )
+from dualasr.reference import REFERENCE_ED_SHARES
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

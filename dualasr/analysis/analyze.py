@@ -1,11 +1,12 @@
 """``dualasr analyze``: layer-wise CKA between the models of a study, and an
 entanglement index per model (the reference study's Tables 3 and 4, and beyond).
 
-Reads (``DIR`` = a study directory, :mod:`dualasr.study`)::
+Reads (``DIR`` = a study directory, :mod:`dualasr.layout`)::
 
     DIR/corpora.json                          language -> corpus directory
     <corpus>/fbank/test.jsonl.gz              test cuts with features (computed if missing)
-    DIR/exp/<lang>/<model>/seed<k>/model.pt   trained models (sso, mso, do, other dual-output names)
+    DIR/exp/<lang>/<name>/seed<k>/run.json   what each run is (outputs, label, model config)
+    DIR/exp/<lang>/<name>/seed<k>/model.pt   trained models
 
 Writes::
 
@@ -26,15 +27,24 @@ al. 2012) by default, the biased one with ``debiased=False``; ``cka_biased`` alw
 holds the biased value. Layers are numbered from 0 = the first block's output, as
 the reference study's 0-11 (encoder) and 0-7 (decoder).
 
+Which model is what comes from each run's ``run.json`` (:mod:`dualasr.layout`):
+SSO and MSO below are the single-output baselines of the surface and meaning
+outputs (:func:`~dualasr.layout.baseline_of`), every run with both outputs is
+a dual-output model, and pairs are named by the runs' labels (``SSO vs
+do_split2``; a dual-output model's decoders are ``SDO``/``MDO`` for the label
+``DO``, ``<label> surface``/``<label> meaning`` otherwise).
+
 * **Encoder, frame level**: the rows are the valid encoder frames (1/4 of the
   feature rate) of every test utterance, aligned across models (same audio, same
   subsampling). Pairs: SSO vs MSO, SSO vs DO, MSO vs DO. A DO model's encoder
   layers are its shared trunk followed by *the branch of the output being
-  compared* when it has task-specific top blocks (``encoder.task_specific_layers``):
-  its surface branch against SSO, its meaning branch against MSO, since that is
-  the stack that feeds the output the single-output model also produces. With
-  task-specific blocks the two branches are also compared with each other (pair
-  SDO vs MDO at encoder level).
+  compared* when it has task-specific top blocks (``encoder.task_specific_layers``
+  of its ``run.json`` model config): its surface branch against SSO, its meaning
+  branch against MSO, since that is the stack that feeds the output the
+  single-output model also produces. Layer k of a branch is block k of that
+  stack (the trunk's blocks, then the branch's), so it meets block k of the
+  single-output encoder: the same depth. With task-specific blocks the two
+  branches are also compared with each other (pair SDO vs MDO at encoder level).
 * **Decoder, utterance level**: each decoder is teacher-forced on its own
   reference (surface or meaning text), so the two tasks' token sequences differ
   in length; each utterance is the mean of its decoder states over its valid
@@ -42,8 +52,8 @@ the reference study's 0-11 (encoder) and 0-7 (decoder).
   surface/meaning decoder): SSO vs MSO, MSO vs MDO, SSO vs SDO, and the
   cross-task MSO vs SDO and SSO vs MDO; plus SDO vs MDO, the entanglement curve.
 
-Every model name other than ``sso`` and ``mso`` is a dual-output model and gets
-its own pairs (``do_x`` gives DO_X, SDO_X, MDO_X).
+Every dual-output run gets its own pairs (``do_x`` gives ``SSO vs do_x``,
+``MSO vs do_x meaning``, ``do_x surface vs do_x meaning``, ...).
 
 Entanglement index
 ------------------
@@ -78,7 +88,6 @@ import csv
 import io
 import json
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,40 +99,24 @@ from dualasr.analysis.capture import capture_batches
 from dualasr.analysis.cka import LinearCKAAccumulator
 from dualasr.atomic import atomic_write_text, save_figure
 from dualasr.data.manifest import ManifestError
-from dualasr.score.errors import fmt_number, fmt_rate, markdown_table, mean_std, model_order
+from dualasr.layout import EXP_DIR, LayoutError, RunInfo, baseline_of, discover_runs, read_corpora
+from dualasr.reference import CITATION, REFERENCE_LAYERS, reference_cka
+from dualasr.score.errors import fmt_number, fmt_rate, mean_std, notes_markdown
+from dualasr.tables import Table, markdown
 
 #: Bump when the cached numbers would change for the same inputs.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 CKA_COLUMNS = (
-    "lang", "seed", "pair", "model_x", "output_x", "model_y", "output_y",
+    "lang", "seed", "pair", "model_x", "output_x", "label_x", "model_y", "output_y", "label_y",
     "layer_x", "layer_y", "cka", "cka_biased", "estimator", "level", "n",
 )  # fmt: skip
 ENTANGLEMENT_COLUMNS = (
-    "lang", "seed", "model", "pair", "index", "index_mean_layers", "so_reference",
+    "lang", "seed", "model", "label", "pair", "index", "index_mean_layers", "so_reference",
     "excess", "encoder_index", "layers", "estimator", "n",
 )  # fmt: skip
 
-SINGLE = {"sso": "surface", "mso": "meaning"}
 _TAG = {"surface": "S", "meaning": "M"}
-
-# Cho & Kim (2026), linear CKA of the Conformer models (secondary sources,
-# /work/shared/paper.md): encoder SSO vs MSO at layers 0/3/6/9/11 of 12, and
-# decoder pairs at layers 0/3/7 of 8.
-REFERENCE_ENCODER = {
-    "ko": {0: 0.95, 3: 0.43, 6: 0.56, 9: 0.45, 11: 0.56},
-    "en": {0: 0.91, 3: 0.89, 6: 0.75, 9: 0.66, 11: 0.40},
-}
-REFERENCE_ENCODER_LAYERS = 12
-REFERENCE_DECODER = {
-    ("ko", "SSO vs MSO"): {0: 0.82, 3: 0.52, 7: 0.53},
-    ("en", "SSO vs MSO"): {0: 0.34, 3: 0.52, 7: 0.39},
-    ("ko", "MSO vs MDO"): {0: 0.84, 3: 0.85, 7: 0.88},
-    ("en", "MSO vs MDO"): {0: 0.43, 3: 0.59, 7: 0.24},
-    ("en", "MSO vs SDO"): {7: 0.44},
-    ("en", "SSO vs MDO"): {7: 0.17},
-}
-REFERENCE_DECODER_LAYERS = 8
 
 
 # ------------------------------------------------------------------ pairs
@@ -146,46 +139,58 @@ class Pair:
         return "frame" if self.kind == "encoder" else "utterance"
 
 
-def label(model: str, output: str | None = None) -> str:
-    """SSO, MSO; a dual-output model ``do`` is DO, its decoders SDO and MDO."""
-    if model in SINGLE or output is None:
-        return model.upper()
-    return _TAG[output] + model.upper()
+def side_label(info: RunInfo, output: str | None = None) -> str:
+    """How a pair names one side: the run's label; a dual-output model's decoder
+    (or encoder branch) of ``output`` is SDO / MDO for the label DO, as in the
+    reference study, and ``<label> <output>`` for any other label."""
+    if info.single or output is None:
+        return info.label
+    return _TAG[output] + info.label if info.label == "DO" else f"{info.label} {output}"
 
 
-def plan_pairs(outputs: dict[str, tuple[str, ...]], branched: set[str] = frozenset()) -> list[Pair]:
-    """The pairs computable from the models present: ``outputs`` maps a model name
-    to its outputs; ``branched`` names the dual-output models with task-specific
-    encoder blocks. Order: encoder pairs, then decoder pairs in Table 4's order."""
-    duals = [m for m in model_order(outputs) if m not in SINGLE]
-    have = set(outputs)
+def plan_pairs(runs: Sequence[RunInfo]) -> list[Pair]:
+    """The pairs computable from the runs of one language and seed. SSO and MSO
+    are the baselines of the surface and meaning outputs; every run with both
+    outputs is a dual-output model, compared in each output with that output's
+    baseline; a dual-output run with task-specific encoder blocks
+    (``model_config.encoder.task_specific_layers``) also gets its two branches
+    compared. Order: encoder pairs, then decoder pairs in Table 4's order."""
+    duals = [r for r in runs if set(r.outputs) == {"surface", "meaning"}]
+    probe = duals[0] if duals else next(iter(runs), None)
+    sso = baseline_of(probe, "surface", runs) if probe else None
+    mso = baseline_of(probe, "meaning", runs) if probe else None
     enc: list[Pair] = []
     dec: list[Pair] = []
-    s, m = ("sso", "surface"), ("mso", "meaning")
-    if {"sso", "mso"} <= have:
-        enc.append(Pair("SSO vs MSO", "encoder", s, m))
-        dec.append(Pair("SSO vs MSO", "decoder", s, m))
+    if sso and mso:
+        s, m = (sso.name, "surface"), (mso.name, "meaning")
+        enc.append(Pair(f"{sso.label} vs {mso.label}", "encoder", s, m))
+        dec.append(Pair(f"{sso.label} vs {mso.label}", "decoder", s, m))
     for d in duals:
-        ds, dm = (d, "surface"), (d, "meaning")
-        if "sso" in have:
-            enc.append(Pair(f"SSO vs {label(d)}", "encoder", s, ds))
-        if "mso" in have:
-            enc.append(Pair(f"MSO vs {label(d)}", "encoder", m, dm))
-        if d in branched:
-            enc.append(Pair(f"{label(d, 'surface')} vs {label(d, 'meaning')}", "encoder", ds, dm))
+        ds, dm = (d.name, "surface"), (d.name, "meaning")
+        if sso:
+            enc.append(Pair(f"{sso.label} vs {d.label}", "encoder", (sso.name, "surface"), ds))
+        if mso:
+            enc.append(Pair(f"{mso.label} vs {d.label}", "encoder", (mso.name, "meaning"), dm))
+        if task_specific_layers(d):
+            enc.append(Pair(f"{side_label(d, 'surface')} vs {side_label(d, 'meaning')}", "encoder", ds, dm))
     for d in duals:
-        ds, dm = (d, "surface"), (d, "meaning")
-        S, M = label(d, "surface"), label(d, "meaning")
-        for ok, pair in (
-            ("mso" in have, Pair(f"MSO vs {M}", "decoder", m, dm)),
-            ("sso" in have, Pair(f"SSO vs {S}", "decoder", s, ds)),
-            ("mso" in have, Pair(f"MSO vs {S}", "decoder", m, ds)),
-            ("sso" in have, Pair(f"SSO vs {M}", "decoder", s, dm)),
-            (True, Pair(f"{S} vs {M}", "decoder", ds, dm)),
-        ):
-            if ok:
-                dec.append(pair)
+        ds, dm = (d.name, "surface"), (d.name, "meaning")
+        S, M = side_label(d, "surface"), side_label(d, "meaning")
+        if mso:
+            dec.append(Pair(f"{mso.label} vs {M}", "decoder", (mso.name, "meaning"), dm))
+        if sso:
+            dec.append(Pair(f"{sso.label} vs {S}", "decoder", (sso.name, "surface"), ds))
+        if mso:
+            dec.append(Pair(f"{mso.label} vs {S}", "decoder", (mso.name, "meaning"), ds))
+        if sso:
+            dec.append(Pair(f"{sso.label} vs {M}", "decoder", (sso.name, "surface"), dm))
+        dec.append(Pair(f"{S} vs {M}", "decoder", ds, dm))
     return enc + dec
+
+
+def task_specific_layers(info: RunInfo) -> int:
+    """Task-specific top encoder blocks per output of a run (its saved model config)."""
+    return int(info.model_config.get("encoder", {}).get("task_specific_layers", 0))
 
 
 # ------------------------------------------------------------------ one (language, seed)
@@ -204,14 +209,14 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _fingerprint(paths: dict[str, Path], manifest: Path, options: dict) -> dict:
+def _fingerprint(runs: dict[str, tuple[RunInfo, Path]], manifest: Path, options: dict) -> dict:
     def stamp(p: Path) -> list:
         st = p.stat()
         return [str(p.resolve()), st.st_size, st.st_mtime_ns]
 
     return {
         "version": CACHE_VERSION,
-        "models": {name: stamp(p) for name, p in sorted(paths.items())},
+        "models": {name: stamp(p) + [stamp(p.parent / "run.json")] for name, (_, p) in sorted(runs.items())},
         "manifest": stamp(manifest),
         "options": options,
     }
@@ -220,33 +225,34 @@ def _fingerprint(paths: dict[str, Path], manifest: Path, options: dict) -> dict:
 def analyze_run(
     lang: str,
     seed: int,
-    paths: dict[str, Path],
+    runs: dict[str, tuple[RunInfo, Path]],
     manifest: Path,
     batch_size: int = 16,
     max_utterances: int | None = None,
     device=None,
 ) -> RunResult:
-    """CKA of every pair of :func:`plan_pairs` for the models ``paths`` (name ->
-    model.pt) of one language and seed, over ``manifest`` (cuts with features)."""
+    """CKA of every pair of :func:`plan_pairs` for the runs ``runs`` (name ->
+    (identity, model.pt)) of one language and seed, over ``manifest`` (cuts with
+    features). A checkpoint that disagrees with its ``run.json`` (outputs,
+    task-specific encoder blocks) is an error naming both files."""
     from dualasr.device import pick_device
     from dualasr.model.checkpoint import load_model
 
     device = device or pick_device()
     notes: list[str] = []
     loaded = {}
-    for name, path in paths.items():
+    for name, (info, path) in runs.items():
         model, tokenizers = load_model(path, device)
-        want = (SINGLE[name],) if name in SINGLE else ("surface", "meaning")
-        if tuple(model.outputs) != want:
-            notes.append(
-                f"{lang}/{name}/seed{seed}: outputs {model.outputs}, expected {want} for a model "
-                f"named {name!r}; left out"
+        branches = {o: len(b) for o, b in model.encoder.branches.items()}
+        want = {o: task_specific_layers(info) for o in info.outputs} if task_specific_layers(info) else {}
+        if tuple(model.outputs) != info.outputs or branches != want:
+            raise LayoutError(
+                f"{path}: outputs {tuple(model.outputs)} with task-specific encoder blocks {branches or 'none'}, "
+                f"but {path.parent / 'run.json'} says {info.outputs} with {want or 'none'}"
             )
-            continue
         loaded[name] = (model, tokenizers)
-    outputs = {name: m.outputs for name, (m, _) in loaded.items()}
-    branched = {n for n, (m, _) in loaded.items() if n not in SINGLE and len(m.encoder.branches)}
-    pairs = plan_pairs(outputs, branched)
+    infos = {name: info for name, (info, _) in runs.items()}
+    pairs = plan_pairs(list(infos.values()))
     accs: dict[Pair, LinearCKAAccumulator] = {}
     n_frames = n_utts = 0
     if pairs:
@@ -280,7 +286,8 @@ def analyze_run(
             for b in range(acc.n_layers_y):
                 rows.append({
                     "lang": lang, "seed": seed, "pair": p.name, "kind": p.kind,
-                    "model_x": p.x[0], "output_x": p.x[1], "model_y": p.y[0], "output_y": p.y[1],
+                    "model_x": p.x[0], "output_x": p.x[1], "label_x": infos[p.x[0]].label,
+                    "model_y": p.y[0], "output_y": p.y[1], "label_y": infos[p.y[0]].label,
                     "layer_x": a, "layer_y": b, "cka_debiased": float(values[True][a, b]),
                     "cka_biased": float(values[False][a, b]), "level": p.level,
                     "n": acc.n_examples,
@@ -317,27 +324,6 @@ class AnalysisResult:
     notes: list[str]
 
 
-_SEED_DIR = re.compile(r"seed(\d+)$")
-
-
-def discover_models(exp: Path, lang: str) -> dict[tuple[str, int], Path | None]:
-    """(model, seed) -> ``model.pt`` (None when the run directory has none) under
-    ``exp/<lang>/<model>/seed<k>/``."""
-    from dualasr.model.checkpoint import MODEL_FILE
-
-    found: dict[tuple[str, int], Path | None] = {}
-    lang_dir = exp / lang
-    if not lang_dir.is_dir():
-        return found
-    for model_dir in sorted(p for p in lang_dir.iterdir() if p.is_dir()):
-        for run in sorted(p for p in model_dir.iterdir() if p.is_dir()):
-            m = _SEED_DIR.match(run.name)
-            if m:
-                path = run / MODEL_FILE
-                found[(model_dir.name, int(m.group(1)))] = path if path.is_file() else None
-    return found
-
-
 def analyze_study(
     study_dir: str | Path,
     debiased: bool = True,
@@ -355,12 +341,12 @@ def analyze_study(
         computed; ``cka_biased`` is always written).
     batch_size: utterances per forward pass; max_utterances: analyse only the
         first N test cuts by id (default: all).
-    models, seeds: the runs expected (default: every ``exp/<lang>/<model>/seed<k>``
-        found, with SSO and MSO always expected); an expected run without
-        ``model.pt`` is skipped and counted in :attr:`AnalysisResult.missing`.
+    models, seeds: the runs expected (default: every ``exp/<lang>/<name>/seed<k>``
+        found); an expected run without ``model.pt`` is skipped and counted in
+        :attr:`AnalysisResult.missing`.
     force: recompute even where the cache under ``DIR/analysis`` is current."""
     from dualasr.data.features import compute_features
-    from dualasr.study import read_corpora
+    from dualasr.model.checkpoint import MODEL_FILE
 
     out = Path(study_dir)
     corpora = read_corpora(out)
@@ -370,23 +356,23 @@ def analyze_study(
     missing: list[str] = []
     languages = []
     for lang, corpus in corpora.items():
-        found = discover_models(out / "exp", lang)
-        want_models = list(models) if models else sorted({"sso", "mso"} | {m for m, _ in found})
+        found = {(r.info.name, r.info.seed): r for r in discover_runs(out / EXP_DIR, [lang])}
+        want_models = list(dict.fromkeys(models or [name for name, _ in found]))
         want_seeds = list(seeds) if seeds is not None else sorted({s for _, s in found})
         if not want_seeds:
-            notes.append(f"{lang}: no trained model under {out / 'exp' / lang}; language skipped")
-            missing += [f"{lang}/{m}" for m in model_order(want_models)]
+            notes.append(f"{lang}: no trained model under {out / EXP_DIR / lang}; language skipped")
+            missing += [f"{lang}/{m}" for m in want_models]
             continue
         manifest = Path(corpus) / "fbank" / "test.jsonl.gz"
         for seed in want_seeds:
-            paths = {}
-            for m in model_order(want_models):
-                path = found.get((m, seed))
-                if path is None:
+            runs = {}
+            for m in want_models:
+                run = found.get((m, seed))
+                if run is None or not (run.dir / MODEL_FILE).is_file():
                     missing.append(f"{lang}/{m}/seed{seed}")
                 else:
-                    paths[m] = path
-            if len(paths) < 2 and not any(m not in SINGLE for m in paths):
+                    runs[m] = (run.info, run.dir / MODEL_FILE)
+            if len(runs) < 2 and all(info.single for info, _ in runs.values()):
                 notes.append(f"{lang} seed{seed}: fewer than two models and no dual-output model; nothing to compare")
                 continue
             if not manifest.exists():
@@ -396,9 +382,9 @@ def analyze_study(
             t0 = time.perf_counter()
             result, cached = _cached_run(
                 out / "analysis" / lang / f"seed{seed}.json",
-                _fingerprint(paths, manifest, options),
-                lambda lang=lang, seed=seed, paths=paths, manifest=manifest: analyze_run(
-                    lang, seed, paths, manifest, batch_size, max_utterances, device
+                _fingerprint(runs, manifest, options),
+                lambda lang=lang, seed=seed, runs=runs, manifest=manifest: analyze_run(
+                    lang, seed, runs, manifest, batch_size, max_utterances, device
                 ),
                 force,
             )  # fmt: skip
@@ -408,7 +394,7 @@ def analyze_study(
                 languages.append(lang)
             how = "cached" if cached else f"{time.perf_counter() - t0:.1f} s"
             echo(
-                f"analyze {lang}/seed{seed}: {', '.join(paths)} on {result.n_utterances} utterances "
+                f"analyze {lang}/seed{seed}: {', '.join(runs)} on {result.n_utterances} utterances "
                 f"({result.n_frames} encoder frames) ({how})"
             )
     if missing:
@@ -454,14 +440,21 @@ def entanglement_rows(rows: Sequence[dict]) -> list[dict]:
     runs = sorted({(r["lang"], r["seed"]) for r in rows})
     for lang, seed in runs:
         dec = [r for r in rows if (r["kind"], r["lang"], r["seed"]) == ("decoder", lang, seed)]
-        so = _last(rows, "decoder", lang, seed, "SSO vs MSO")
-        duals = model_order({r["model_x"] for r in dec if r["model_x"] == r["model_y"]})
-        entries = [("sso+mso", "SSO vs MSO")] if any(r["pair"] == "SSO vs MSO" for r in dec) else []
-        entries += [(d, f"{label(d, 'surface')} vs {label(d, 'meaning')}") for d in duals]
-        for model, pair in entries:
+        # A dual-output model is one whose two decoders form a pair; the SO pair
+        # is the surface-vs-meaning pair of two other (single-output) models.
+        within = {r["model_x"]: r for r in dec if r["model_x"] == r["model_y"]}
+        so_pair = next((r for r in dec if r["model_x"] != r["model_y"] and not {r["model_x"], r["model_y"]} & set(within)
+                        and (r["output_x"], r["output_y"]) == ("surface", "meaning")), None)  # fmt: skip
+        so = _last(rows, "decoder", lang, seed, so_pair["pair"]) if so_pair else math.nan
+        entries = []
+        if so_pair:
+            entries.append((f"{so_pair['model_x']}+{so_pair['model_y']}",
+                            f"{so_pair['label_x']}+{so_pair['label_y']}", so_pair["pair"]))  # fmt: skip
+        entries += [(d, r["label_x"], r["pair"]) for d, r in within.items()]
+        for model, model_label, pair in entries:
             layers = _matching(rows, "decoder", lang, seed, pair)
-            if model == "sso+mso":
-                enc = _last(rows, "encoder", lang, seed, "SSO vs MSO")
+            if so_pair and pair == so_pair["pair"]:
+                enc = _last(rows, "encoder", lang, seed, pair)
             elif any((r["kind"], r["lang"], r["seed"], r["pair"]) == ("encoder", lang, seed, pair) for r in rows):
                 enc = _last(rows, "encoder", lang, seed, pair)  # task-specific branches
             else:
@@ -469,7 +462,7 @@ def entanglement_rows(rows: Sequence[dict]) -> list[dict]:
             index = _last(rows, "decoder", lang, seed, pair)
             n = next(r["n"] for r in dec if r["pair"] == pair)
             out.append({
-                "lang": lang, "seed": seed, "model": model, "pair": pair, "index": index,
+                "lang": lang, "seed": seed, "model": model, "label": model_label, "pair": pair, "index": index,
                 "index_mean_layers": float(np.mean(layers)) if layers else math.nan,
                 "so_reference": so, "excess": index - so, "encoder_index": enc,
                 "layers": ";".join(fmt_number(v) for v in layers),
@@ -511,7 +504,21 @@ def _per_seed(rows: Sequence[dict], kind: str, lang: str, pair: str, layer: int)
     ]  # fmt: skip
 
 
-def _header(kind: str, rows: Sequence[dict]) -> list[str]:
+def _pair_sides(rows: Sequence[dict], lang: str, pair: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    r = next(r for r in rows if (r["lang"], r["pair"]) == (lang, pair))
+    return (r["model_x"], r["output_x"]), (r["model_y"], r["output_y"])
+
+
+def _reference(kind: str, rows: Sequence[dict], lang: str, pair: str, n_layers: int) -> dict[int, float]:
+    """The reference study's CKA of ``pair`` (by the runs it compares), only for
+    models of the reference depth: a layer index only matches the same index."""
+    if n_layers != REFERENCE_LAYERS[kind]:
+        return {}
+    return reference_cka(kind, lang, *_pair_sides(rows, lang, pair))
+
+
+def intro(kind: str, rows: Sequence[dict]) -> str:
+    """What a CKA table's cells are (estimator, level, seeds)."""
     seeds = sorted({r["seed"] for r in rows})
     est = rows[0]["estimator"] if rows else "debiased"
     level = "frame level (every valid encoder frame of the test set)" if kind == "encoder" else (
@@ -519,35 +526,35 @@ def _header(kind: str, rows: Sequence[dict]) -> list[str]:
         "teacher-forced on its own reference)"
     )  # fmt: skip
     spread = "mean ± sample std over seeds" if len(seeds) > 1 else "one seed"
-    return [
+    return (
         f"Linear CKA ({est}), {level}; test set; {spread} (seeds: {', '.join(map(str, seeds))}). "
-        "Layer 0 = the first block's output. *reference study*: Cho & Kim (2026), where stated "
-        "(secondary sources; shown only for models of the reference depth).",
-        "",
-    ]
+        f"Layer 0 = the first block's output. *reference study*: {CITATION}, where stated "
+        "(secondary sources; shown only for models of the reference depth)."
+    )
 
 
-def encoder_markdown(rows: Sequence[dict], notes: Sequence[str] = ()) -> str:
-    """``tables/cka_encoder.md``: Table 3's layout, per language rows = encoder
-    layer, columns = pairs (matching layers)."""
+def _n_layers(rows: Sequence[dict]) -> int:
+    return 1 + max(r["layer_x"] for r in rows if r["layer_x"] == r["layer_y"])
+
+
+def encoder_tables(rows: Sequence[dict]) -> list[Table]:
+    """Table 3's layout per language: rows = encoder layer, columns = pairs
+    (matching layers), the reference study's SSO vs MSO beside them."""
     enc = [r for r in rows if r["kind"] == "encoder"]
-    lines = ["# Encoder CKA at matching layers (Table 3 layout)", ""] + _header("encoder", enc)
+    tables = []
     for lang in sorted({r["lang"] for r in enc}):
         sel = [r for r in enc if r["lang"] == lang]
         pairs = _pair_order(sel, "encoder")
-        n_layers = 1 + max(r["layer_x"] for r in sel if r["layer_x"] == r["layer_y"])
-        ref = REFERENCE_ENCODER.get(lang) if n_layers == REFERENCE_ENCODER_LAYERS else None
-        head = ["layer", *pairs] + (["SSO vs MSO, reference study"] if ref else [])
-        body = []
+        n_layers = _n_layers(sel)
+        refs = {p: ref for p in pairs if (ref := _reference("encoder", sel, lang, p, n_layers))}
+        head = ["layer", *pairs, *(f"{p}, reference study" for p in refs)]
+        table = Table(head, caption=f"{lang}: encoder CKA at matching layers")
         for layer in range(n_layers):
             cells = [_cell(_per_seed(sel, "encoder", lang, p, layer)) for p in pairs]
-            if ref:
-                cells.append(f"{ref[layer]:.2f}" if layer in ref else "")
-            body.append([str(layer), *cells])
-        lines += [f"## {lang}", "", *markdown_table(head, body), ""]
-    if not enc:
-        lines.append("No encoder pair could be computed.")
-    return "\n".join(lines + _notes(notes))
+            cells += [f"{ref[layer]:.2f}" if layer in ref else "" for ref in refs.values()]
+            table.add([str(layer), *cells])
+        tables.append(table)
+    return tables
 
 
 def _selected_layers(n: int) -> list[int]:
@@ -555,80 +562,89 @@ def _selected_layers(n: int) -> list[int]:
     return sorted({0, max(0, n // 2 - 1), n - 1})
 
 
-def decoder_markdown(rows: Sequence[dict], notes: Sequence[str] = ()) -> str:
-    """``tables/cka_decoder.md``: Table 4's layout (rows = pairs, columns =
-    languages, cells = CKA at the first / middle / last decoder layer), then every
+def decoder_tables(rows: Sequence[dict]) -> list[Table]:
+    """Table 4's layout (rows = pairs, columns = languages, cells = CKA at the
+    first / middle / last decoder layer, reference rows beneath), then every
     layer per language."""
     dec = [r for r in rows if r["kind"] == "decoder"]
-    lines = ["# Decoder CKA (Table 4 layout)", ""] + _header("decoder", dec)
     if not dec:
-        return "\n".join(lines + ["No decoder pair could be computed.", *_notes(notes)])
+        return []
     langs = sorted({r["lang"] for r in dec})
     pairs = _pair_order(dec, "decoder")
-    n_layers = {
-        lang: 1 + max(r["layer_x"] for r in dec if r["lang"] == lang and r["layer_x"] == r["layer_y"])
-        for lang in langs
-    }  # fmt: skip
+    n_layers = {lang: _n_layers([r for r in dec if r["lang"] == lang]) for lang in langs}
     head = ["pair", *(f"{lang} (layers {' / '.join(map(str, _selected_layers(n_layers[lang])))})" for lang in langs)]
-    body = []
+    summary = Table(head, caption="Decoder CKA (Table 4 layout)")
     for p in pairs:
-        cells = []
+        cells, refs = [], []
         for lang in langs:
+            if not any((r["lang"], r["pair"]) == (lang, p) for r in dec):
+                cells.append("")
+                refs.append("")
+                continue
             vals = [_cell(_per_seed(dec, "decoder", lang, p, layer)) for layer in _selected_layers(n_layers[lang])]
             cells.append(" / ".join(vals))
-        body.append([p, *cells])
-        refs = []
-        for lang in langs:
-            ref = REFERENCE_DECODER.get((lang, p)) if n_layers[lang] == REFERENCE_DECODER_LAYERS else None
+            ref = _reference("decoder", dec, lang, p, n_layers[lang])
             refs.append(" / ".join(f"{ref[k]:.2f}" if k in ref else "-" for k in (0, 3, 7)) if ref else "")
+        summary.add([p, *cells])
         if any(refs):
-            body.append([f"{p}, reference study", *refs])
-    lines += markdown_table(head, body) + [""]
+            summary.add([f"{p}, reference study", *refs], reference=True)
+    tables = [summary]
     for lang in langs:
-        head = ["pair", *(f"layer {k}" for k in range(n_layers[lang]))]
-        body = [
-            [p, *(_cell(_per_seed(dec, "decoder", lang, p, k)) for k in range(n_layers[lang]))]
-            for p in pairs
-            if any(r["pair"] == p and r["lang"] == lang for r in dec)
-        ]  # fmt: skip
-        lines += [f"## {lang}, every decoder layer", "", *markdown_table(head, body), ""]
-    return "\n".join(lines + _notes(notes))
+        table = Table(["pair", *(f"layer {k}" for k in range(n_layers[lang]))], caption=f"{lang}: every decoder layer")
+        for p in pairs:
+            if any(r["pair"] == p and r["lang"] == lang for r in dec):
+                table.add([p, *(_cell(_per_seed(dec, "decoder", lang, p, k)) for k in range(n_layers[lang]))])
+        tables.append(table)
+    return tables
 
 
-def entanglement_markdown(ent: Sequence[dict]) -> str:
-    """``tables/entanglement.md``: index, mean over layers, excess over the SO pair
-    and encoder index per language and model, mean ± std over seeds."""
-    lines = [
-        "# Entanglement index",
-        "",
-        "E = linear CKA (utterance level, test set) between the last layer of a model's surface "
-        "decoder and of its meaning decoder; for the SO pair, between the SSO and MSO decoders. "
-        "Excess = E(model) − E(SO pair), same language and seed: > 0 means the model's two outputs "
-        "are represented more alike than those of two independently trained single-output models. "
-        "Encoder index: CKA of the last encoder layers feeding the two outputs (1 for a shared "
-        "encoder). Definition: `dualasr/analysis/analyze.py`, docs/analysis.md.",
-        "",
-    ]
+ENTANGLEMENT_INTRO = (
+    "E = linear CKA (utterance level, test set) between the last layer of a model's surface "
+    "decoder and of its meaning decoder; for the SO pair, between the SSO and MSO decoders. "
+    "Excess = E(model) − E(SO pair), same language and seed: > 0 means the model's two outputs "
+    "are represented more alike than those of two independently trained single-output models. "
+    "Encoder index: CKA of the last encoder layers feeding the two outputs (1 for a shared "
+    "encoder). Definition: `dualasr/analysis/analyze.py`, docs/analysis.md."
+)
+
+
+def entanglement_table(ent: Sequence[dict]) -> Table:
+    """Index, mean over layers, excess over the SO pair and encoder index per
+    language and model (by label, SO pair first), mean ± std over seeds."""
     head = ["language", "model", "pair", "E (last layer)", "E (mean over layers)", "excess", "encoder index", "seeds"]
-    body = []
+    table = Table(head, caption="Entanglement index", labels=3)
     for lang in sorted({r["lang"] for r in ent}):
         sel = [r for r in ent if r["lang"] == lang]
-        order = ["sso+mso"] + model_order({r["model"] for r in sel} - {"sso+mso"})
-        for model in order:
+        for model in dict.fromkeys(r["model"] for r in sel):
             rs = [r for r in sel if r["model"] == model]
-            if not rs:
-                continue
-            body.append([
-                lang, model, rs[0]["pair"], _cell([r["index"] for r in rs]),
+            table.add([
+                lang, rs[0]["label"], rs[0]["pair"], _cell([r["index"] for r in rs]),
                 _cell([r["index_mean_layers"] for r in rs]), _cell([r["excess"] for r in rs]),
                 _cell([r["encoder_index"] for r in rs]), str(len(rs)),
             ])  # fmt: skip
-    lines += markdown_table(head, body) if body else ["No model with two decoders and no SO pair."]
-    return "\n".join(lines) + "\n"
+    return table
 
 
-def _notes(notes: Sequence[str]) -> list[str]:
-    return (["", "## Notes", ""] + [f"- {n}" for n in notes] + [""]) if notes else [""]
+def encoder_markdown(rows: Sequence[dict], notes: Sequence[str] = ()) -> str:
+    """``tables/cka_encoder.md``: :func:`encoder_tables`."""
+    enc = [r for r in rows if r["kind"] == "encoder"]
+    lines = ["# Encoder CKA at matching layers (Table 3 layout)", "", intro("encoder", enc)]
+    lines += [x for t in encoder_tables(rows) for x in ("", markdown(t))] or ["", "No encoder pair could be computed."]
+    return "\n".join(lines + notes_markdown(notes)) + "\n"
+
+
+def decoder_markdown(rows: Sequence[dict], notes: Sequence[str] = ()) -> str:
+    """``tables/cka_decoder.md``: :func:`decoder_tables`."""
+    dec = [r for r in rows if r["kind"] == "decoder"]
+    lines = ["# Decoder CKA (Table 4 layout)", "", intro("decoder", dec)]
+    lines += [x for t in decoder_tables(rows) for x in ("", markdown(t))] or ["", "No decoder pair could be computed."]
+    return "\n".join(lines + notes_markdown(notes)) + "\n"
+
+
+def entanglement_markdown(ent: Sequence[dict]) -> str:
+    """``tables/entanglement.md``: :func:`entanglement_table`."""
+    body = markdown(entanglement_table(ent)) if ent else "No model with two decoders and no SO pair."
+    return "\n".join(["# Entanglement index", "", ENTANGLEMENT_INTRO, "", body]) + "\n"
 
 
 def write_tables(rows: Sequence[dict], ent: Sequence[dict], out_dir: Path, notes: Sequence[str] = ()) -> list[Path]:
@@ -716,10 +732,10 @@ def plot_encoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> 
             x, mean, std = _curve(sel, "encoder", lang, pair)
             ax.plot(x, mean, "o-", ms=3, label=pair)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-        n_layers = 1 + max(r["layer_x"] for r in sel)
-        if lang in REFERENCE_ENCODER and n_layers == REFERENCE_ENCODER_LAYERS:
-            ref = REFERENCE_ENCODER[lang]
-            ax.plot(list(ref), list(ref.values()), "s--", color="gray", mfc="none", label="SSO vs MSO, reference")
+        for pair in pairs:
+            ref = _reference("encoder", sel, lang, pair, 1 + max(r["layer_x"] for r in sel))
+            if ref:
+                ax.plot(list(ref), list(ref.values()), "s--", color="gray", mfc="none", label=f"{pair}, reference")
         ax.set_ylim(-0.05, 1.05)
         _integer_ticks(ax)
         ax.set_xlabel("layer")

@@ -35,6 +35,7 @@ from dualasr.data.checks import UnusableCutError, record_skipped, within_max_dur
 from dualasr.data.manifest import ManifestError, Skipped, load_manifest, supervision, target_text
 from dualasr.decode.search import decode_dual
 from dualasr.device import pick_device
+from dualasr.layout import hyps_name
 from dualasr.model.checkpoint import load_model
 from dualasr.model.lm import load_lm
 from dualasr.rundir import file_sha256, manifest_stamp, reuse_or_recompute
@@ -51,7 +52,7 @@ class LanguageMismatchError(ManifestError):
 
 def hyps_file(out_dir: str | Path, split: str) -> Path:
     """Where ``dualasr decode`` writes a split's hypotheses in a run directory."""
-    return Path(out_dir) / f"hyps_{split}.jsonl"
+    return Path(out_dir) / hyps_name(split)
 
 
 def decode(

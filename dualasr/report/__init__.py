@@ -2,7 +2,8 @@
 the study's tables, figures and findings beside the reference study's numbers
 (``build``: sections and writing; ``inputs``: what is read; ``findings``:
 sentences computed from the numbers; ``figures``: training curves; ``render``:
-the Jinja2 templates; ``reference``: the reference study's numbers).
+the Jinja2 templates). Tables come from the stages' own table functions
+(:mod:`dualasr.tables`); the reference study's numbers from :mod:`dualasr.reference`.
 """
 
 from dualasr.report.build import Report, build_report

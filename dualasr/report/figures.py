@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dualasr.atomic import save_figure
-from dualasr.report.findings import model_name
 from dualasr.report.inputs import TrainingRun
-from dualasr.score.errors import model_order
 
 
 def plot_training(runs: Sequence[TrainingRun], path: str | Path) -> Path:
@@ -22,13 +20,13 @@ def plot_training(runs: Sequence[TrainingRun], path: str | Path) -> Path:
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe in servers and threads
 
     languages = sorted({r.language for r in runs})
-    models = model_order(r.model for r in runs)
+    models = list(dict.fromkeys(r.model for r in runs))  # table order (read_training_runs)
     colours = {m: f"C{i % 10}" for i, m in enumerate(models)}
     fig = Figure(figsize=(5.5 * max(1, len(languages)), 3.6), layout="constrained")
     axes = fig.subplots(1, max(1, len(languages)), squeeze=False)[0]
     for ax, lang in zip(axes, languages, strict=True):
         for run in (r for r in runs if r.language == lang):
-            label = f"{model_name(run.model)} seed {run.seed}"
+            label = f"{run.label} seed {run.seed}"
             for split, style in (("train", "-"), ("dev", "--")):
                 curve = run.per_epoch(split)
                 if curve:

@@ -1,8 +1,8 @@
 """Short sentences computed from the study's numbers, never written by hand.
 
 Each function reads rows as the report's inputs hold them (CSV rows: column
-name -> string cell, :mod:`dualasr.report.inputs`) and returns plain-text
-sentences. Every verb follows a sign: a difference that changes sign changes
+name -> string cell, :mod:`dualasr.report.inputs`; CKA rows with numbers) and
+returns plain-text sentences naming models by their labels. Every verb follows a sign: a difference that changes sign changes
 the sentence ("lowers" / "raises"), a correlation that is not significant at
 ``ALPHA`` says so instead of claiming a trend.
 """
@@ -12,18 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from dualasr.report.inputs import Row, TrainingRun, cka_diagonal, number
-from dualasr.report.reference import REFERENCE_CER, REFERENCE_ED_SHARES, REFERENCE_GAP
-from dualasr.score.errors import BASELINE, model_order
+from dualasr.data.stats import LanguageStats
+from dualasr.reference import REFERENCE_CER, REFERENCE_ED_SHARES, REFERENCE_GAP, reference_cka
+from dualasr.report.inputs import Row, TrainingRun, number
+from dualasr.score.ed_gap import ci_degenerate, gap_row
 from dualasr.text.divergence import ED_BIN_LABELS
 
 ALPHA = 0.05  # significance level of the Spearman sentences (two-sided p)
 SAME = 0.005  # |difference| below this (points, after rounding to 2 decimals) is "unchanged"
-
-
-def model_name(model: str) -> str:
-    """SSO, MSO, DO, SDO, MDO in capitals (the paper's names); other models as named."""
-    return model.upper() if model.lower() in ("sso", "mso", "do", "sdo", "mdo") else model
 
 
 def signed(x: float) -> str:
@@ -34,47 +30,37 @@ def signed(x: float) -> str:
 def _change(delta: float, output: str, metric: str, baseline: str) -> str:
     what = f"{output} {metric}"
     if abs(delta) < SAME:
-        return f"leaves {what} unchanged vs {model_name(baseline)}"
+        return f"leaves {what} unchanged vs {baseline}"
     verb = "lowers" if delta < 0 else "raises"
-    return f"{verb} {what} by {abs(delta):.2f} points vs {model_name(baseline)}"
+    return f"{verb} {what} by {abs(delta):.2f} points vs {baseline}"
 
 
 def cer_findings(rows: Sequence[Row]) -> list[str]:
-    """Per language and dual-output model: how its meaning CER compares with MSO's
-    and its surface CER (PER on phone-annotated sets) with SSO's, with the
-    reference study's differences where it reports both cells. ``rows``:
-    ``tables/cer.csv``."""
-    cer = {(r["language"], r["model"], r["output"], r["unit"]): number(r["cer"]) for r in rows}
+    """Per language and model compared with a single-output model (a row with a
+    ``baseline``): how its meaning and surface CER (PER on phone-annotated sets)
+    compare with its baselines', with the reference study's differences where
+    it reports both cells. ``rows``: ``tables/cer.csv``."""
+    by_key = {(r["language"], r["model"], r["output"], r["unit"]): r for r in rows}
     sentences = []
     for lang in sorted({r["language"] for r in rows}):
-        models = model_order(r["model"] for r in rows if r["language"] == lang)
-        for model in (m for m in models if m not in BASELINE.values()):
+        mine = [r for r in rows if r["language"] == lang and r.get("baseline")]
+        for model in dict.fromkeys(r["model"] for r in mine):
             clauses, deltas, ref = [], [], []
             for output in ("meaning", "surface"):
-                units = sorted(
-                    {u for (la, mo, o, u) in cer if (la, mo, o) == (lang, model, output)}
-                )
-                for unit in units:
-                    ours, base = (
-                        cer.get((lang, model, output, unit)),
-                        cer.get((lang, BASELINE[output], output, unit)),
-                    )
-                    if ours is None or base is None or math.isnan(ours) or math.isnan(base):
+                for r in (r for r in mine if (r["model"], r["output"]) == (model, output)):
+                    base = by_key.get((lang, r["baseline"], output, r["unit"]))
+                    ours, theirs = number(r["cer"]), number(base["cer"]) if base else math.nan
+                    if math.isnan(ours) or math.isnan(theirs):
                         continue
-                    delta = ours - base
-                    metric = "PER" if unit == "phone" else "CER"
-                    clauses.append(
-                        f"{_change(delta, output, metric, BASELINE[output])} ({base:.2f} % → {ours:.2f} %)"
-                    )
+                    delta = ours - theirs
+                    metric = "PER" if r["unit"] == "phone" else "CER"
+                    clauses.append(f"{_change(delta, output, metric, base['label'])} ({theirs:.2f} % → {ours:.2f} %)")
                     deltas.append(delta)
-                    r_ours = REFERENCE_CER.get((lang, model, output)) if unit == "char" else None
-                    r_base = (
-                        REFERENCE_CER.get((lang, BASELINE[output], output))
-                        if unit == "char"
-                        else None
-                    )
-                    if r_ours is not None and r_base is not None:
-                        ref.append(f"{output} {signed(r_ours - r_base)}")
+                    if r["unit"] == "char":
+                        r_ours = REFERENCE_CER.get((lang, model, output))
+                        r_base = REFERENCE_CER.get((lang, r["baseline"], output))
+                        if r_ours is not None and r_base is not None:
+                            ref.append(f"{output} {signed(r_ours - r_base)}")
             if not clauses:
                 continue
             text = clauses[0]
@@ -82,7 +68,8 @@ def cer_findings(rows: Sequence[Row]) -> list[str]:
                 # "but" when the two outputs move in opposite directions.
                 opposite = deltas[0] * deltas[1] < 0 and min(abs(deltas[0]), abs(deltas[1])) >= SAME
                 text = ", ".join(clauses[:-1]) + (" but " if opposite else " and ") + clauses[-1]
-            sentence = f"In {lang}, {model_name(model)} {text}."
+            label = next(r["label"] for r in mine if r["model"] == model)
+            sentence = f"In {lang}, {label} {text}."
             if ref:
                 sentence += f" The reference study reports {', '.join(ref)} points."
             sentences.append(sentence)
@@ -90,8 +77,9 @@ def cer_findings(rows: Sequence[Row]) -> list[str]:
 
 
 def _gap_groups(rows: Sequence[Row]) -> list[tuple[str, str, str, str]]:
-    keys = {(r["language"], r["output"], r["unit"], r["model"]) for r in rows}
-    order = model_order(k[3] for k in keys)
+    """(language, output, unit, model) in table order: models as the rows list them."""
+    keys = list(dict.fromkeys((r["language"], r["output"], r["unit"], r["model"]) for r in rows))
+    order = list(dict.fromkeys(k[3] for k in keys))
     return sorted(keys, key=lambda k: (k[0], ("surface", "meaning").index(k[1]) if k[1] in ("surface", "meaning")
                                        else 2, k[2], order.index(k[3])))  # fmt: skip
 
@@ -104,13 +92,13 @@ def gap_findings(rows: Sequence[Row]) -> list[str]:
     for lang, output, unit, model in _gap_groups(rows):
         cells = {r["ed_bin"]: r for r in rows if (r["language"], r["output"], r["unit"], r["model"])
                  == (lang, output, unit, model)}  # fmt: skip
-        every = cells.get("all")
-        baseline = model_name(every["baseline"] if every else BASELINE.get(output, "SO"))
-        what = f"the {output} gap {model_name(model)} − {baseline}" + (
+        every = cells.get("all") or next(iter(cells.values()))
+        name, baseline = every["label"], every["baseline_label"]
+        what = f"the {output} gap {name} − {baseline}" + (
             " (PER)" if unit == "phone" else ""
         )
         where = f"In {lang}, {what}"
-        if every is not None:
+        if every["ed_bin"] == "all":
             rho, p, n = (
                 number(every.get("spearman_rho")),
                 number(every.get("spearman_p")),
@@ -127,9 +115,8 @@ def gap_findings(rows: Sequence[Row]) -> list[str]:
                     text = f"{where} {trend} with ED ({stat})"
                 else:
                     text = f"{where} shows no significant trend with ED ({stat})"
-                ref = (
-                    REFERENCE_GAP.get((lang, output)) if unit == "char" and model == "do" else None
-                )
+                # The reference gap is DO vs SO, as the score stage matches it.
+                ref = REFERENCE_GAP.get((lang, output)) if any(c.get("reference_gap") for c in cells.values()) else None
                 if ref is not None:
                     text += f"; the reference study's goes from {signed(ref[0])} at ED 0 to {signed(ref[-1])} at ED >10"
                 sentences.append(text + ".")
@@ -142,23 +129,23 @@ def gap_findings(rows: Sequence[Row]) -> list[str]:
             low, high, gap = number(r.get("ci_low")), number(r.get("ci_high")), number(r.get("gap"))
             if math.isnan(low) or math.isnan(high):
                 continue
-            if ci_degenerate(r):
+            if ci_degenerate(gap_row(r)):
                 degenerate.append(f"ED {label} (n={r['n']})")
                 continue
             tested += 1
             if low > 0 or high < 0:
-                side = f"{model_name(model)} worse" if low > 0 else f"{model_name(model)} better"
+                side = f"{name} worse" if low > 0 else f"{name} better"
                 excluding.append(
                     f"ED {label} ({signed(gap)} [{signed(low)}, {signed(high)}], {side})"
                 )
         caveat = (f" {_join(degenerate)} {'has' if len(degenerate) == 1 else 'have'} too few utterances "
                   "for a CI (every resample gives the same gap).") if degenerate else ""  # fmt: skip
         if excluding:
-            sentences.append(f"In {lang} {output}, the 95 % CI of {model_name(model)} − {baseline} excludes 0 at "
+            sentences.append(f"In {lang} {output}, the 95 % CI of {name} − {baseline} excludes 0 at "
                              f"{_join(excluding)}.{caveat}")  # fmt: skip
         elif tested:
             sentences.append(
-                f"In {lang} {output}, no ED bin's 95 % CI of {model_name(model)} − {baseline} excludes 0 "
+                f"In {lang} {output}, no ED bin's 95 % CI of {name} − {baseline} excludes 0 "
                 f"({tested} bin(s) with a CI).{caveat}"
             )
         elif caveat:
@@ -170,28 +157,14 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
 
 
-def ci_degenerate(row: Row) -> bool:
-    """A bin whose bootstrap CI has zero width over a single utterance, or with
-    both ends equal and the gap nonzero: every resample gave the same gap, so the
-    interval says nothing about uncertainty."""
-    low, high = number(row.get("ci_low")), number(row.get("ci_high"))
-    return number(row.get("n")) < 2 or (low == high and low != 0)
-
-
-def corpus_findings(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
-    """From ``tables/corpus.md``: how far each language's ED-bin shares are from
+def corpus_findings(stats: dict[str, LanguageStats]) -> list[str]:
+    """From the corpus statistics: how far each language's ED-bin shares are from
     the reference study's Table 1 (largest absolute difference, in points)."""
     sentences = []
-    columns = [head.index(f"ED {b}") if f"ED {b}" in head else None for b in ED_BIN_LABELS]
-    if None in columns:
-        return sentences
-    for row in body:
-        lang = row[0]
-        if lang not in REFERENCE_ED_SHARES or len(row) != len(head):
+    for lang, st in stats.items():
+        if lang not in REFERENCE_ED_SHARES or not st.total:
             continue
-        ours = [number(row[c].rstrip("% ").replace(",", "")) for c in columns]
-        if any(math.isnan(v) for v in ours):
-            continue
+        ours = [100 * st.bins[b] / st.total for b in ED_BIN_LABELS]
         diffs = [o - 100 * r for o, r in zip(ours, REFERENCE_ED_SHARES[lang], strict=True)]
         worst = max(range(len(diffs)), key=lambda i: abs(diffs[i]))
         sentences.append(
@@ -212,7 +185,7 @@ def training_findings(runs: Sequence[TrainingRun]) -> list[str]:
         return []
 
     def name(run: TrainingRun) -> str:
-        return f"{run.language} {model_name(run.model)} seed {run.seed}"
+        return f"{run.language} {run.label} seed {run.seed}"
 
     broken = [name(r) for r, dev in curves if any(not math.isfinite(v) for v in dev.values())]
     finite = [(r, dev) for r, dev in curves if all(math.isfinite(v) for v in dev.values())]
@@ -240,29 +213,32 @@ def training_findings(runs: Sequence[TrainingRun]) -> list[str]:
     return sentences
 
 
-def cka_findings(rows: Sequence[Row], part: str, reference: dict) -> list[str]:
-    """From a CKA long table (``tables/cka_<part>.csv``): per language and model
-    pair, the same-layer CKA (mean over seeds) at the first and the last layer
-    and its minimum, with the reference study's first and last values where it
-    reports the pair."""
-    sentences = []
-    for (lang, pair), layers in cka_diagonal(rows).items():
-        if not layers:
+def cka_findings(rows: Sequence[dict], part: str) -> list[str]:
+    """From a CKA table of the analyze stage (rows with numbers,
+    :func:`dualasr.report.inputs.read_cka`): per language and pair, the
+    same-layer CKA (mean over seeds) at the first and the last layer and its
+    minimum, with the reference study's first and last values where it reports
+    the pair (matched by the runs compared, not by the pair's name)."""
+    diagonal: dict[tuple[str, str], dict[int, list[float]]] = {}
+    sides = {}
+    for r in rows:
+        if r["layer_x"] != r["layer_y"] or math.isnan(r["cka"]):
             continue
+        diagonal.setdefault((r["lang"], r["pair"]), {}).setdefault(r["layer_x"], []).append(r["cka"])
+        sides[(r["lang"], r["pair"])] = ((r["model_x"], r["output_x"]), (r["model_y"], r["output_y"]))
+    sentences = []
+    for (lang, pair), layers in diagonal.items():
         values = {layer: sum(v) / len(v) for layer, v in layers.items()}
         first, last = min(values), max(values)
         low = min(values, key=values.get)
-        names = " vs ".join(model_name(m) for m in pair)
-        text = f"In {lang}, {part} CKA of {names} "
+        text = f"In {lang}, {part} CKA of {pair} "
         if first == last:
             text += f"is {values[first]:.2f} (layer {first})"
         else:
             text += f"goes from {values[first]:.2f} at layer {first} to {values[last]:.2f} at layer {last}"
             if low not in (first, last):
                 text += f" (lowest {values[low]:.2f} at layer {low})"
-        ref = sorted(
-            (k[2], v) for k, v in reference.items() if k[0] == lang and k[1] == tuple(sorted(pair))
-        )
+        ref = sorted(reference_cka(part, lang, *sides[(lang, pair)]).items())
         if len(ref) > 1:
             text += f"; the reference study's goes from {ref[0][1]:.2f} at layer {ref[0][0]} to {ref[-1][1]:.2f} at layer {ref[-1][0]}"
         elif ref:

@@ -1,4 +1,4 @@
-"""What the report reads from a study directory, as plain rows.
+"""What the report reads from a study directory: the rows each stage wrote.
 
 Every reader returns ``None`` when its file is absent, so a section whose
 inputs were not produced (a study stopped after the corpus, an analysis not
@@ -7,25 +7,25 @@ a :class:`ReportError` naming it.
 
 Files (``DIR`` = the study directory)::
 
-    DIR/tables/corpus.md                       markdown table (dualasr.data.stats.format_table)
+    DIR/tables/corpus.csv                      dualasr.data.stats.STATS_COLUMNS
     DIR/tables/cer.csv                         dualasr.score.errors.RATE_COLUMNS
     DIR/tables/ed_gap.csv                      dualasr.score.ed_gap.GAP_COLUMNS
-    DIR/tables/cka_encoder.csv, cka_decoder.csv  long format: lang, seed, pair, model_x,
-                                               model_y, layer_x, layer_y, cka
-    DIR/tables/entanglement.csv                any columns (shown as is)
-    DIR/exp/<lang>/<model>/seed<k>/metrics.csv long format: epoch, step, split, metric, value
+    DIR/tables/cer_by_speaker.csv              dualasr.score.speakers.SPEAKER_COLUMNS
+    DIR/tables/cka_encoder.csv, cka_decoder.csv  dualasr.analysis.analyze.CKA_COLUMNS
+    DIR/tables/entanglement.csv                dualasr.analysis.analyze.ENTANGLEMENT_COLUMNS
+    DIR/exp/<lang>/<name>/seed<k>/metrics.csv  long format: epoch, step, split, metric, value
+                                               (run.json beside it: the run's label)
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dualasr.analysis.analyze import label
 from dualasr.errors import DualasrError
+from dualasr.layout import discover_runs
 
 
 class ReportError(DualasrError, ValueError):
@@ -63,25 +63,19 @@ def read_csv(path: Path, required: tuple[str, ...] = ()) -> list[Row] | None:
     return rows
 
 
-def read_markdown_table(path: Path) -> tuple[list[str], list[list[str]]] | None:
-    """Header and body of the first GitHub-flavoured markdown table in ``path``,
-    or ``None`` when the file does not exist."""
-    if not path.is_file():
+def read_cka(path: Path, columns: tuple[str, ...]) -> list[dict] | None:
+    """A CKA or entanglement table of the analyze stage with its numbers as
+    numbers (layers and seeds int, values float, empty NaN), as the stage's
+    table functions take them; ``None`` when the file does not exist."""
+    rows = read_csv(path, columns)
+    if rows is None:
         return None
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    table = []
-    for ln in lines:
-        if ln.startswith("|"):
-            table.append(ln)
-        elif table:
-            break
-    if len(table) < 2 or not re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", table[1]):
-        raise ReportError(f"{path}: no markdown table (a header line, a |---| line, rows)")
-
-    def cells(line: str) -> list[str]:
-        return [c.strip() for c in line.strip("|").split("|")]
-
-    return cells(table[0]), [cells(ln) for ln in table[2:]]
+    ints = {"seed", "layer_x", "layer_y", "n"}
+    floats = {"cka", "cka_biased", "index", "index_mean_layers", "so_reference", "excess", "encoder_index"}
+    try:
+        return [{k: int(v) if k in ints else number(v) if k in floats else v for k, v in r.items()} for r in rows]
+    except ValueError as e:
+        raise ReportError(f"{path}: not a table of the analyze stage ({e})") from None
 
 
 @dataclass(frozen=True)
@@ -91,6 +85,7 @@ class TrainingRun:
 
     language: str
     model: str
+    label: str
     seed: int
     path: Path
     rows: tuple[Row, ...]
@@ -107,54 +102,23 @@ class TrainingRun:
 
 
 def read_training_runs(exp_dir: Path) -> list[TrainingRun]:
-    """Every ``<lang>/<model>/seed<k>/metrics.csv`` under ``exp_dir``, sorted by
-    language, model, seed. The metric-name column may be called ``metric``
-    (dualasr.train.trainer.MetricsLog) or ``key``."""
+    """The ``metrics.csv`` of every run under ``exp_dir``
+    (:func:`dualasr.layout.discover_runs`), in table order. The metric-name
+    column may be called ``metric`` (dualasr.train.trainer.MetricsLog) or ``key``."""
     runs = []
-    for path in sorted(Path(exp_dir).glob("*/*/seed*/metrics.csv")):
-        m = re.fullmatch(r"seed(\d+)", path.parent.name)
-        if not m:
+    for run in discover_runs(exp_dir) if Path(exp_dir).is_dir() else []:
+        path = run.dir / "metrics.csv"
+        rows = read_csv(path)
+        if rows is None:
             continue
-        rows = read_csv(path) or []
         if rows and "metric" not in rows[0] and "key" in rows[0]:
             rows = [{**r, "metric": r["key"]} for r in rows]
         need = ("epoch", "split", "metric", "value")
         if rows and any(c not in rows[0] for c in need):
-            raise ReportError(
-                f"{path}: expected columns {', '.join(need)} (has {', '.join(rows[0])})"
-            )
+            raise ReportError(f"{path}: expected columns {', '.join(need)} (has {', '.join(rows[0])})")
         bad = next((i for i, r in enumerate(rows) if not str(r["epoch"]).isdigit()), None)
         if bad is not None:
-            raise ReportError(
-                f"{path}: line {bad + 2}: epoch {rows[bad]['epoch']!r} is not an integer"
-            )
-        runs.append(TrainingRun(path.parent.parent.parent.name, path.parent.parent.name, int(m.group(1)), path,
-                                tuple(rows)))  # fmt: skip
+            raise ReportError(f"{path}: line {bad + 2}: epoch {rows[bad]['epoch']!r} is not an integer")
+        info = run.info
+        runs.append(TrainingRun(info.language, info.name, info.label, info.seed, path, tuple(rows)))
     return runs
-
-
-def cka_pair(row: Row) -> tuple[str, str]:
-    """The two representations a CKA row compares, lower-case (``sso``, ``mso``,
-    ``do``, ``sdo``/``mdo`` for the DO model's decoders): the ``pair`` cell that
-    :mod:`dualasr.analysis.analyze` writes ("MSO vs MDO"), else the labels of its
-    ``model_x``/``output_x`` and ``model_y``/``output_y`` columns."""
-    if row.get("pair"):
-        x, y = row["pair"].split(" vs ")
-        return x.lower(), y.lower()
-    return (
-        label(row["model_x"], row.get("output_x") or None).lower(),
-        label(row["model_y"], row.get("output_y") or None).lower(),
-    )
-
-
-def cka_diagonal(rows: list[Row]) -> dict[tuple[str, tuple[str, str]], dict[int, list[float]]]:
-    """(language, (model_x, model_y)) -> layer -> CKA values over seeds, for the
-    rows comparing the same layer on both sides (``layer_x == layer_y``). Rows with
-    a non-numeric layer or a NaN CKA are left out. In order of first appearance."""
-    out: dict[tuple[str, tuple[str, str]], dict[int, list[float]]] = {}
-    for r in rows:
-        lx, ly, value = number(r.get("layer_x")), number(r.get("layer_y")), number(r.get("cka"))
-        if math.isnan(lx) or lx != ly or math.isnan(value):
-            continue
-        out.setdefault((r["lang"], cka_pair(r)), {}).setdefault(int(lx), []).append(value)
-    return out

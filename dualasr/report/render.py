@@ -2,42 +2,28 @@
 (``templates/report.html.j2``, ``templates/report.md.j2``).
 
 Every value reaches the page escaped: HTML through Jinja2's autoescaping, the
-markdown through :func:`md_escape` applied to every ``{{ }}`` expression (the
-environment's ``finalize``), so a model named ``<b>|x`` or a note quoting a
-file path cannot change the page's structure. Only :class:`MdSafe` strings
-(URL-quoted figure paths) pass unescaped.
+markdown through :func:`~dualasr.tables.md_escape` applied to every ``{{ }}``
+expression (the environment's ``finalize``), so a model named ``<b>|x`` or a
+note quoting a file path cannot change the page's structure. Tables are
+rendered by :mod:`dualasr.tables` (which escapes every cell), as the stages'
+``.md`` files are; only they and URL-quoted figure paths pass unescaped.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import re
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
+from dualasr import tables
 from dualasr.report.build import Report
 from dualasr.report.inputs import ReportError
+from dualasr.tables import MdSafe, md_escape
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-class MdSafe(str):
-    """Markdown that is already safe (built here from escaped or quoted parts)."""
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#&])")
-
-
-def md_escape(value: object) -> str:
-    """Backslash-escape the characters that make markdown structure (CommonMark
-    allows it for any ASCII punctuation); newlines become spaces so a value stays
-    inside its table cell or list item."""
-    if isinstance(value, MdSafe):
-        return value
-    text = "" if value is None else str(value)
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.splitlines()))
 
 
 def data_uri(path) -> str:
@@ -53,11 +39,13 @@ def _environment(kind: str) -> Environment:
     if kind == "html":
         env = Environment(loader=PackageLoader("dualasr.report", "templates"), autoescape=True,
                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+        env.globals["table"] = lambda t: Markup(tables.html(t))  # cells escaped by tables.html
     else:
         env = Environment(loader=PackageLoader("dualasr.report", "templates"), autoescape=False,
                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                           finalize=md_escape, keep_trailing_newline=True)  # fmt: skip
         env.filters["url"] = lambda path: MdSafe(quote(str(path)))
+        env.globals["table"] = tables.markdown  # MdSafe: cells escaped by tables.markdown
     return env
 
 

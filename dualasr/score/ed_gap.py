@@ -46,29 +46,20 @@ import numpy as np
 from scipy import stats
 
 from dualasr.atomic import atomic_write_text, save_figure
+from dualasr.layout import OUTPUTS, default_label
+from dualasr.reference import CITATION, REFERENCE_GAP
 from dualasr.score.errors import (
-    BASELINE,
-    OUTPUTS,
     OutputScores,
     References,
     corpus_rate,
     fmt_number,
-    markdown_table,
     mean_std,
-    model_order,
+    notes_markdown,
 )
+from dualasr.tables import Cell, Table, markdown
 from dualasr.text.divergence import ED_BIN_LABELS, bin_range
 
 ALL = "all"  # the row over every utterance of (language, output)
-
-# Cho & Kim (2026): CER gap DO - SO (percentage points) per ED bin 0 / 1-3 / 4-10 / >10.
-REFERENCE_GAP: dict[tuple[str, str], tuple[float, float, float, float]] = {
-    ("ko", "surface"): (0.19, 0.45, 1.03, -0.12),
-    ("ko", "meaning"): (-0.35, -0.58, -0.91, -1.96),
-    ("en", "surface"): (0.28, 1.85, 3.42, 6.72),
-    ("en", "meaning"): (-0.20, -0.85, -1.72, -3.51),
-}
-
 
 @dataclass(frozen=True)
 class GapRow:
@@ -77,7 +68,8 @@ class GapRow:
     Rates in percent, gap and CI in percentage points. ``n``: utterances
     (0 = empty bin or missing output); ``seeds``: the paired seeds. Spearman
     fields are set on the ``ed_bin == "all"`` row only; ``reference`` is the
-    reference study's gap (model ``do``, character units, ED bins only).
+    reference study's gap (model ``do``, character units, ED bins only);
+    ``label`` / ``baseline_label``: how tables show the two models.
     """
 
     language: str
@@ -98,6 +90,12 @@ class GapRow:
     spearman_rho: float = math.nan
     spearman_p: float = math.nan
     spearman_n: int = 0
+    label: str = ""
+    baseline_label: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "label", self.label or default_label(self.model))
+        object.__setattr__(self, "baseline_label", self.baseline_label or default_label(self.baseline))
 
 
 def cell_rng(seed: int, *key: str) -> np.random.Generator:
@@ -166,17 +164,19 @@ def ed_gap_rows(
     output: str,
     model: str,
     runs: Sequence[OutputScores],
+    baseline: str,
     baseline_runs: Sequence[OutputScores],
     bootstrap: int = 1000,
     seed: int = 0,
     notes: list[str] | None = None,
+    labels: tuple[str, str] = ("", ""),
 ) -> list[GapRow]:
-    """Gap rows (each ED bin, then "all") of ``model``'s ``output`` vs its baseline,
-    per unit of the references. ``runs`` / ``baseline_runs``: the seeds of each
-    model (empty = output missing). Unpaired seeds and undefined correlations
-    are appended to ``notes``."""
+    """Gap rows (each ED bin, then "all") of ``model``'s ``output`` vs the
+    single-output model ``baseline`` (:func:`dualasr.layout.baseline_of`), per
+    unit of the references. ``runs`` / ``baseline_runs``: the seeds of each
+    model (empty = output missing); ``labels``: how tables show the two models.
+    Unpaired seeds and undefined correlations are appended to ``notes``."""
     notes = notes if notes is not None else []
-    baseline = BASELINE[output]
     do = {r.seed: r for r in runs}
     so = {r.seed: r for r in baseline_runs}
     paired = sorted(set(do) & set(so))
@@ -200,11 +200,11 @@ def ed_gap_rows(
             m = in_unit & in_bin
             n = int(m.sum()) if paired else 0
             reference = None
-            if model == "do" and unit == "char" and label != ALL and (refs.language, output) in REFERENCE_GAP:
+            if (model, baseline) == ("do", {"surface": "sso", "meaning": "mso"}[output]) and unit == "char" and label != ALL and (refs.language, output) in REFERENCE_GAP:
                 reference = REFERENCE_GAP[(refs.language, output)][ED_BIN_LABELS.index(label)]
             if n == 0:
                 rows.append(GapRow(refs.language, output, unit, model, baseline, label, 0, tuple(paired),
-                                   *(math.nan,) * 6, reference))  # fmt: skip
+                                   *(math.nan,) * 6, reference, label=labels[0], baseline_label=labels[1]))  # fmt: skip
                 continue
             cer_so = corpus_rate(e_so[m], length[m])
             cer_do = corpus_rate(e_do[m], length[m])
@@ -232,13 +232,13 @@ def ed_gap_rows(
                     )
             rows.append(
                 GapRow(refs.language, output, unit, model, baseline, label, n, tuple(paired), cer_so, cer_do,
-                       cer_do - cer_so, mean_std(per_seed)[1], low, high, reference, rho, p, n_rho)
+                       cer_do - cer_so, mean_std(per_seed)[1], low, high, reference, rho, p, n_rho, *labels)
             )  # fmt: skip
     return rows
 
 
 GAP_COLUMNS = (
-    "language", "output", "unit", "model", "baseline", "ed_bin", "n", "n_seeds", "seeds", "cer_so", "cer_do",
+    "language", "output", "unit", "model", "label", "baseline", "baseline_label", "ed_bin", "n", "n_seeds", "seeds", "cer_so", "cer_do",
     "gap", "gap_std", "ci_low", "ci_high", "reference_gap", "spearman_rho", "spearman_p", "spearman_n",
 )  # fmt: skip
 
@@ -250,7 +250,7 @@ def gaps_csv(rows: Sequence[GapRow]) -> str:
     w.writerow(GAP_COLUMNS)
     for r in rows:
         w.writerow([
-            r.language, r.output, r.unit, r.model, r.baseline, r.ed_bin, r.n, len(r.seeds),
+            r.language, r.output, r.unit, r.model, r.label, r.baseline, r.baseline_label, r.ed_bin, r.n, len(r.seeds),
             ";".join(map(str, r.seeds)), fmt_number(r.cer_so), fmt_number(r.cer_do), fmt_number(r.gap),
             fmt_number(r.gap_std), fmt_number(r.ci_low), fmt_number(r.ci_high), fmt_number(r.reference),
             fmt_number(r.spearman_rho), fmt_number(r.spearman_p, 6) if r.ed_bin == ALL else "",
@@ -259,46 +259,78 @@ def gaps_csv(rows: Sequence[GapRow]) -> str:
     return buf.getvalue()
 
 
-def _gap_cell(r: GapRow) -> str:
-    if r.n == 0:
-        return "— (n=0)"
+def gap_row(cells: dict[str, str]) -> GapRow:
+    """A row of ``tables/ed_gap.csv`` read back (empty numbers are NaN)."""
+
+    def num(key: str) -> float:
+        return float(cells[key] or "nan")
+
+    return GapRow(
+        cells["language"], cells["output"], cells["unit"], cells["model"], cells["baseline"], cells["ed_bin"],
+        int(cells["n"]), tuple(int(x) for x in cells["seeds"].split(";") if x), num("cer_so"), num("cer_do"),
+        num("gap"), num("gap_std"), num("ci_low"), num("ci_high"),
+        float(cells["reference_gap"]) if cells["reference_gap"] else None, num("spearman_rho"), num("spearman_p"),
+        int(cells["spearman_n"] or 0), cells["label"], cells["baseline_label"],
+    )  # fmt: skip
+
+
+def ci_degenerate(r: GapRow) -> bool:
+    """A bin whose bootstrap CI has zero width over a single utterance, or with
+    both ends equal and the gap nonzero: every resample gave the same gap, so the
+    interval says nothing about uncertainty."""
+    return r.n < 2 or (r.ci_low == r.ci_high and r.ci_low != 0)
+
+
+def _gap_cell(r: GapRow) -> Cell:
+    if r.n == 0 or math.isnan(r.gap):
+        return Cell("— (n=0)")
     std = "" if math.isnan(r.gap_std) else f" ± {r.gap_std:.2f}"
     ci = "" if math.isnan(r.ci_low) else f" [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
-    return f"{r.gap:+.2f}{std}{ci} (n={r.n})"
+    excludes = not math.isnan(r.ci_low) and (r.ci_low > 0 or r.ci_high < 0) and not ci_degenerate(r)
+    return Cell(f"{r.gap:+.2f}{std}{ci} (n={r.n})", strong=excludes)
 
 
-def gaps_markdown(rows: Sequence[GapRow], bootstrap: int, notes: Sequence[str] = ()) -> str:
-    """``tables/ed_gap.md``: per language / output, one line per model and one for
-    the reference study, columns = ED bins, all, Spearman."""
-    lines = [
-        "# CER gap DO - SO by surface-meaning divergence (percentage points, test set)",
-        "",
-        "Positive = the dual-output model is worse than the single-output model of that output "
-        "(surface: SSO, meaning: MSO). Cell: gap [± std over seeds] [95 % paired bootstrap CI, "
-        f"{bootstrap} resamples of the bin's utterances] (n utterances). With several seeds the gap "
-        "and CI are over the per-utterance errors pooled across seeds (gap = mean of per-seed gaps). "
-        "ρ: Spearman correlation between ED and the per-utterance gap. "
-        "*reference study*: Cho & Kim (2026), DO vs SO.",
-        "",
-    ]
+GAPS_INTRO = (
+    "Positive = the model is worse than the single-output model of that output "
+    "(the SO model of the same language and seed whose only output it is). Cell: gap [± std over seeds] "
+    "[95 % paired bootstrap CI of the bin's utterances] (n utterances); bold: the CI excludes 0. With several "
+    "seeds the gap and CI are over the per-utterance errors pooled across seeds (gap = mean of per-seed gaps). "
+    f"ρ: Spearman correlation between ED and the per-utterance gap. *reference study*: {CITATION}, DO vs SO."
+)
+
+
+def gap_table(rows: Sequence[GapRow]) -> Table:
+    """Per language / output, one line per model (in the rows' order, by label,
+    against its baseline's label) and one for the reference study, columns = ED
+    bins, all, Spearman."""
     head = ["language / output", "model", *(f"ED {b}" for b in ED_BIN_LABELS), "all", "Spearman ρ (p)"]
-    body = []
+    table = Table(head, caption="CER gap per ED bin (percentage points)", labels=2)
     groups = sorted({(r.language, r.output, r.unit) for r in rows}, key=lambda g: (g[0], OUTPUTS.index(g[1]), g[2]))
     for lang, output, unit in groups:
         name = f"{lang} {output}" + (" (PER)" if unit == "phone" else "")
         group = [r for r in rows if (r.language, r.output, r.unit) == (lang, output, unit)]
-        for model in model_order(r.model for r in group):
+        for model in dict.fromkeys(r.model for r in group):
             cells = {r.ed_bin: r for r in group if r.model == model}
             every = cells[ALL]
             rho = "—" if math.isnan(every.spearman_rho) else f"{every.spearman_rho:+.2f} ({every.spearman_p:.2g})"
             bins = [_gap_cell(cells[b]) for b in ED_BIN_LABELS]
-            body.append([name, f"{model} − {every.baseline}", *bins, _gap_cell(every), rho])
+            table.add([name, f"{every.label} − {every.baseline_label}", *bins, _gap_cell(every), rho])
         if unit == "char" and (lang, output) in REFERENCE_GAP:
-            body.append([name, "reference study", *(f"{g:+.2f}" for g in REFERENCE_GAP[(lang, output)]), "", ""])
-    lines += markdown_table(head, body) if body else ["No dual-output model to compare: no gaps."]
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
+            table.add([name, "reference study", *(f"{g:+.2f}" for g in REFERENCE_GAP[(lang, output)]), "", ""],
+                      reference=True)  # fmt: skip
+    return table
+
+
+def gaps_markdown(rows: Sequence[GapRow], bootstrap: int, notes: Sequence[str] = ()) -> str:
+    """``tables/ed_gap.md``: :func:`gap_table` under a heading, then the notes."""
+    lines = [
+        "# CER gap DO - SO by surface-meaning divergence (percentage points, test set)",
+        "",
+        GAPS_INTRO + f" Bootstrap: {bootstrap} resamples.",
+        "",
+        markdown(gap_table(rows)) if rows else "No dual-output model to compare: no gaps.",
+    ]
+    return "\n".join(lines + notes_markdown(notes)) + "\n"
 
 
 def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[str] | None = None) -> Path:
@@ -314,10 +346,7 @@ def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[st
     for i, lang in enumerate(languages):
         for j, output in enumerate(OUTPUTS):
             ax = axes[i, j]
-            series = sorted(
-                {(r.model, r.unit) for r in rows if (r.language, r.output) == (lang, output)},
-                key=lambda s: (model_order(r.model for r in rows).index(s[0]), s[1]),
-            )
+            series = list(dict.fromkeys((r.model, r.unit) for r in rows if (r.language, r.output) == (lang, output)))
             width = 0.7 / (len(series) + 1)
             for k, (model, unit) in enumerate(series):
                 key = (lang, output, model, unit)
@@ -328,7 +357,7 @@ def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[st
                 # A percentile CI need not contain the point estimate on small,
                 # skewed bins; matplotlib wants non-negative error bar lengths.
                 yerr = np.clip(np.nan_to_num(np.vstack([gap - low, high - gap])), 0, None)
-                label = f"{model} − {cells[ALL].baseline}" + (" (PER)" if unit == "phone" else "")
+                label = f"{cells[ALL].label} − {cells[ALL].baseline_label}" + (" (PER)" if unit == "phone" else "")
                 label += " (no data)" if np.isnan(gap).all() else ""
                 ax.errorbar(x + (k - len(series) / 2) * width, gap, yerr=yerr, fmt="o-", capsize=3, label=label)
             if (lang, output) in REFERENCE_GAP:

@@ -52,33 +52,14 @@ import numpy as np
 from dualasr.atomic import atomic_write_text
 from dualasr.data.manifest import cut_divergence, load_manifest, supervision
 from dualasr.errors import DualasrError
+from dualasr.layout import OUTPUTS, default_label
+from dualasr.reference import CITATION, REFERENCE_CER
+from dualasr.tables import Table, markdown
 from dualasr.text.normalize import normalize, normalize_phones
-
-OUTPUTS: tuple[str, ...] = ("surface", "meaning")
-# The single-output model each output of a dual-output model is compared with.
-BASELINE: dict[str, str] = {"surface": "sso", "meaning": "mso"}
-# Outputs a model is expected to produce; any other name is a dual-output model.
-EXPECTED_OUTPUTS: dict[str, tuple[str, ...]] = {"sso": ("surface",), "mso": ("meaning",)}
-
-# Cho & Kim (2026), Table 2: test CER (%) of the Conformer models. The SO row is
-# the SSO model's surface and the MSO model's meaning.
-REFERENCE_CER: dict[tuple[str, str, str], float] = {
-    ("ko", "sso", "surface"): 11.14, ("ko", "mso", "meaning"): 1.60,
-    ("ko", "do", "surface"): 11.34, ("ko", "do", "meaning"): 0.77,
-    ("en", "sso", "surface"): 13.78, ("en", "mso", "meaning"): 3.87,
-    ("en", "do", "surface"): 15.08, ("en", "do", "meaning"): 3.19,
-}  # fmt: skip
 
 
 class ScoreError(DualasrError, ValueError):
     """Hypotheses or references that cannot be scored; the message names the file."""
-
-
-def model_order(models: Iterable[str]) -> list[str]:
-    """SSO, MSO, DO first, then the other (dual-output variant) models by name."""
-    models = set(models)
-    first = [m for m in ("sso", "mso", "do") if m in models]
-    return first + sorted(models - set(first))
 
 
 # ---------------------------------------------------------------------- inputs
@@ -198,6 +179,11 @@ class OutputScores:
     char_errors: np.ndarray  # (n,) int
     ref_words: np.ndarray  # (n,) float, NaN for phone units
     word_errors: np.ndarray  # (n,) float, NaN for phone units
+    label: str = ""  # how tables show the model (its RunInfo label)
+
+    def __post_init__(self):
+        if not self.label:
+            object.__setattr__(self, "label", default_label(self.model))
 
     @property
     def language(self) -> str:
@@ -229,7 +215,9 @@ def count_errors(refs: Sequence[str], hyps: Sequence[str], unit: str = "char") -
     return _lengths_and_errors(process(list(refs), list(hyps)).alignments)
 
 
-def score_output(refs: References, hyps: Sequence[str], model: str, seed: int, output: str) -> OutputScores:
+def score_output(
+    refs: References, hyps: Sequence[str], model: str, seed: int, output: str, label: str = ""
+) -> OutputScores:
     """Count the errors of ``hyps`` (raw text, aligned with ``refs.ids``) on ``output``."""
     units = np.array(refs.units(output))
     ref_text = refs.surface if output == "surface" else refs.meaning
@@ -248,10 +236,12 @@ def score_output(refs: References, hyps: Sequence[str], model: str, seed: int, o
         ref_chars[idx], char_errors[idx] = count_errors(ref, hyp, unit)
         if unit == "char":
             ref_words[idx], word_errors[idx] = count_errors(ref, hyp, "word")
-    return OutputScores(model, seed, output, refs, units, ref_chars, char_errors, ref_words, word_errors)
+    return OutputScores(model, seed, output, refs, units, ref_chars, char_errors, ref_words, word_errors, label)
 
 
-def score_file(path: str | Path, refs: References, model: str, seed: int) -> dict[str, OutputScores | None]:
+def score_file(
+    path: str | Path, refs: References, model: str, seed: int, label: str = ""
+) -> dict[str, OutputScores | None]:
     """Scores of each output of a hypotheses file; ``None`` for an output that is
     null on every line (the model has no such output)."""
     hyps = read_hypotheses(path)
@@ -268,7 +258,7 @@ def score_file(path: str | Path, refs: References, model: str, seed: int) -> dic
                 "an output is either produced for every utterance or null on every line"
             )
         else:
-            out[output] = score_output(refs, texts, model, seed, output)
+            out[output] = score_output(refs, texts, model, seed, output, label)
     return out
 
 
@@ -286,7 +276,8 @@ class RateRow:
     """Corpus-level CER and WER (%) of one output of one model on one language,
     over its seeds. ``n``: utterances per seed (0 when the output is missing);
     ``cer`` is a phone error rate when ``unit`` is "phone" (``wer`` is then NaN);
-    ``reference``: the reference study's CER, when it reports one."""
+    ``reference``: the reference study's CER, when it reports one; ``label``:
+    how tables show the model (default: :func:`~dualasr.layout.default_label`)."""
 
     language: str
     model: str
@@ -301,6 +292,12 @@ class RateRow:
     cer_per_seed: tuple[float, ...]
     wer_per_seed: tuple[float, ...]
     reference: float | None
+    label: str = ""
+    baseline: str = ""  # the SO model this output is compared with ("" for that SO model itself)
+
+    def __post_init__(self):
+        if not self.label:
+            object.__setattr__(self, "label", default_label(self.model))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -312,7 +309,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def rate_rows(
-    runs: Sequence[OutputScores], language: str, model: str, output: str, units: Iterable[str]
+    runs: Sequence[OutputScores], language: str, model: str, output: str, units: Iterable[str], label: str = "",
+    baseline: str = "",
 ) -> list[RateRow]:
     """One :class:`RateRow` per unit of the seeds ``runs`` of (language, model, output).
 
@@ -330,13 +328,13 @@ def rate_rows(
         reference = REFERENCE_CER.get((language, model, output)) if unit == "char" else None
         rows.append(
             RateRow(language, model, output, unit, tuple(seeds), n, *mean_std(cer), *mean_std(wer),
-                    tuple(cer), tuple(wer), reference)
+                    tuple(cer), tuple(wer), reference, label, baseline)
         )  # fmt: skip
     return rows
 
 
 RATE_COLUMNS = (
-    "language", "model", "output", "unit", "n_seeds", "seeds", "n", "cer", "cer_std", "wer", "wer_std",
+    "language", "model", "label", "baseline", "output", "unit", "n_seeds", "seeds", "n", "cer", "cer_std", "wer", "wer_std",
     "cer_per_seed", "wer_per_seed", "reference_cer",
 )  # fmt: skip
 
@@ -357,12 +355,28 @@ def rates_csv(rows: Sequence[RateRow]) -> str:
     w.writerow(RATE_COLUMNS)
     for r in rows:
         w.writerow([
-            r.language, r.model, r.output, r.unit, len(r.seeds), ";".join(map(str, r.seeds)), r.n,
+            r.language, r.model, r.label, r.baseline, r.output, r.unit, len(r.seeds), ";".join(map(str, r.seeds)), r.n,
             fmt_number(r.cer), fmt_number(r.cer_std), fmt_number(r.wer), fmt_number(r.wer_std),
             ";".join(map(fmt_number, r.cer_per_seed)), ";".join(map(fmt_number, r.wer_per_seed)),
             fmt_number(r.reference),
         ])  # fmt: skip
     return buf.getvalue()
+
+
+def _floats(cell: str) -> tuple[float, ...]:
+    return tuple(float(x or "nan") for x in cell.split(";")) if cell else ()
+
+
+def rate_row(cells: dict[str, str]) -> RateRow:
+    """A row of ``tables/cer.csv`` read back (empty numbers are NaN)."""
+    return RateRow(
+        cells["language"], cells["model"], cells["output"], cells["unit"],
+        tuple(int(x) for x in cells["seeds"].split(";") if x), int(cells["n"]),
+        float(cells["cer"] or "nan"), float(cells["cer_std"] or "nan"),
+        float(cells["wer"] or "nan"), float(cells["wer_std"] or "nan"),
+        _floats(cells["cer_per_seed"]), _floats(cells["wer_per_seed"]),
+        float(cells["reference_cer"]) if cells["reference_cer"] else None, cells["label"], cells["baseline"],
+    )  # fmt: skip
 
 
 def fmt_rate(mean: float, std: float, n: int) -> str:
@@ -372,57 +386,64 @@ def fmt_rate(mean: float, std: float, n: int) -> str:
     return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
-def markdown_table(head: list[str], body: list[list[str]]) -> list[str]:
-    """Lines of a GitHub-flavoured markdown table."""
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in body]
+RATES_INTRO = (
+    "Corpus-level rates: 100 × total errors / total reference length (characters "
+    "including spaces; words split on whitespace), after the toolkit's normalisation. "
+    "Mean ± sample std (ddof=1) over seeds when there are several. "
+    f"*ref.*: {CITATION}, Table 2 (Conformer SO = SSO surface / MSO meaning; Conformer DO). "
+    "— = the model has no such output."
+)
 
 
-def rates_markdown(rows: Sequence[RateRow], notes: Sequence[str] = ()) -> str:
-    """``tables/cer.md``: Table 2's layout, rows = models, columns = language × output,
-    the reference study's CER beside ours; then the same for WER."""
+def rate_tables(rows: Sequence[RateRow]) -> tuple[Table, Table]:
+    """Table 2's layout, rows = models (in the rows' order, shown by label),
+    columns = language × output with the reference study's CER beside ours; then
+    the same for WER (no reference)."""
     columns = sorted({(r.language, r.output, r.unit) for r in rows}, key=lambda c: (c[0], OUTPUTS.index(c[1]), c[2]))
-    models = model_order(r.model for r in rows)
+    models = list(dict.fromkeys((r.model, r.label) for r in rows))
     cell = {(r.model, r.language, r.output, r.unit): r for r in rows}
-    n_seeds = sorted({len(r.seeds) for r in rows if r.n})
 
     def name(lang: str, output: str, unit: str, metric: str) -> str:
         return f"{lang} {output} {'PER' if unit == 'phone' else metric}"
 
-    lines = [
-        "# Error rates (%), test set",
-        "",
-        "Corpus-level rates: 100 × total errors / total reference length (characters "
-        "including spaces; words split on whitespace), after the toolkit's normalisation. "
-        "Mean ± sample std (ddof=1) over seeds when there are several "
-        f"(seeds per model: {'/'.join(map(str, n_seeds)) or '-'}). "
-        "*ref.*: Cho & Kim (2026), Table 2 (Conformer SO = SSO surface / MSO meaning; Conformer DO). "
-        "— = the model has no such output.",
-        "",
-        "## CER",
-        "",
-    ]
-    head = ["model"]
-    for c in columns:
-        head += [name(*c, "CER"), "ref."]
-    body = []
-    for m in models:
-        row = [m]
+    cer = Table(["model"] + [h for c in columns for h in (name(*c, "CER"), "ref.")], caption="CER (%) per model and output")
+    for m, label in models:
+        line = [label]
         for c in columns:
             r = cell.get((m, *c))
-            row.append(fmt_rate(r.cer, r.cer_std, r.n) if r else "—")
-            row.append(f"{r.reference:.2f}" if r and r.reference is not None else "")
-        body.append(row)
-    lines += markdown_table(head, body)
+            line.append(fmt_rate(r.cer, r.cer_std, r.n) if r else "—")
+            line.append(f"{r.reference:.2f}" if r and r.reference is not None else "")
+        cer.add(line)
     word_columns = [c for c in columns if c[2] == "char"]
-    lines += ["", "## WER", ""]
-    body = [
-        [m] + [fmt_rate(r.wer, r.wer_std, r.n) if (r := cell.get((m, *c))) else "—" for c in word_columns]
-        for m in models
-    ]
-    lines += markdown_table(["model"] + [name(*c, "WER") for c in word_columns], body)
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
+    wer = Table(["model"] + [name(*c, "WER") for c in word_columns], caption="WER (%) per model and output")
+    for m, label in models:
+        wer.add([label] + [fmt_rate(r.wer, r.wer_std, r.n) if (r := cell.get((m, *c))) else "—" for c in word_columns])
+    return cer, wer
+
+
+def rates_markdown(rows: Sequence[RateRow], notes: Sequence[str] = ()) -> str:
+    """``tables/cer.md``: :func:`rate_tables` under a heading, then the notes."""
+    n_seeds = sorted({len(r.seeds) for r in rows if r.n})
+    cer, wer = rate_tables(rows)
+    lines = [
+        "# Error rates (%), test set", "", RATES_INTRO + f" Seeds per model: {'/'.join(map(str, n_seeds)) or '-'}.",
+        "", "## CER", "", markdown(cer), "", "## WER", "", markdown(wer),
+    ]  # fmt: skip
+    return "\n".join(lines + notes_markdown(notes)) + "\n"
+
+
+def notes_markdown(notes: Sequence[str]) -> list[str]:
+    """The "## Notes" list a stage's ``.md`` ends with (the report shows the same notes)."""
+    return ["", "## Notes", ""] + [f"- {n}" for n in notes] if notes else []
+
+
+def read_notes(path: str | Path) -> list[str]:
+    """The "## Notes" list of a stage's ``.md`` (empty when the file or the list is absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    _, sep, notes = path.read_text(encoding="utf-8").partition("\n## Notes\n")
+    return [ln[2:].strip() for ln in notes.splitlines() if ln.startswith("- ")] if sep else []
 
 
 ERROR_COLUMNS = (

@@ -311,7 +311,7 @@ def score_study_mdd(hyps_dir: str | Path, manifests: dict[str, str | Path], tabl
     (CSV by canonical phone; markdown overall, by L1 and by phone)."""
     from dualasr.atomic import atomic_write_text
     from dualasr.data.manifest import load_manifest, supervision
-    from dualasr.score.study import discover_hypotheses
+    from dualasr.score.study import decoded_runs
 
     written = []
     phone_langs = set()
@@ -319,11 +319,12 @@ def score_study_mdd(hyps_dir: str | Path, manifests: dict[str, str | Path], tabl
         first = next(iter(load_manifest(manifest, check_audio=False)), None)
         if first is not None and (supervision(first).custom or {}).get("canonical_phones") is not None:
             phone_langs.add(lang)
-    for run in discover_hypotheses(hyps_dir):
-        if run.language not in phone_langs or run.model == "mso":
+    for run in decoded_runs(hyps_dir):
+        info = run.info
+        if info.language not in phone_langs or "surface" not in info.outputs:
             continue  # MDD needs phone annotation and a surface (phone) output
-        result = score_decoded(manifests[run.language], run.path)
-        stem = Path(tables_dir) / f"mdd_{run.language}_{run.model}_seed{run.seed}"
+        result = score_decoded(manifests[info.language], run.hyps())
+        stem = Path(tables_dir) / f"mdd_{info.language}_{info.name}_seed{info.seed}"
         result.to_csv(stem.with_suffix(".csv"), by="phone", overwrite=True)
         text = "".join(f"## {by}\n\n{result.to_markdown(by)}\n" for by in ("overall", "l1", "phone"))
         atomic_write_text(stem.with_suffix(".md"), text, overwrite=True)

@@ -20,25 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from dualasr.atomic import atomic_write_text
-from dualasr.score.errors import (
-    OUTPUTS,
-    OutputScores,
-    corpus_rate,
-    fmt_number,
-    fmt_rate,
-    markdown_table,
-    mean_std,
-    model_order,
-)
+from dualasr.layout import OUTPUTS, default_label
+from dualasr.score.errors import OutputScores, corpus_rate, fmt_number, fmt_rate, mean_std
+from dualasr.tables import Table, markdown
 
-SPEAKER_COLUMNS = ("language", "speaker", "model", "output", "unit", "n", "n_seeds", "seeds", "cer", "cer_std")
+SPEAKER_COLUMNS = ("language", "speaker", "model", "label", "output", "unit", "n", "n_seeds", "seeds", "cer", "cer_std")
 
 
 @dataclass(frozen=True)
 class SpeakerRow:
     """Corpus-level CER (%) of one output of one model over one speaker's ``n``
     utterances, mean and sample std over ``seeds``; a phone error rate where
-    ``unit`` is "phone"."""
+    ``unit`` is "phone"; ``label``: how tables show the model."""
 
     language: str
     speaker: str
@@ -49,11 +42,16 @@ class SpeakerRow:
     seeds: tuple[int, ...]
     cer: float
     cer_std: float
+    label: str = ""
+
+    def __post_init__(self):
+        if not self.label:
+            object.__setattr__(self, "label", default_label(self.model))
 
 
 def speaker_rows(scores: Sequence[OutputScores]) -> list[SpeakerRow]:
     """One row per (language, speaker, model, output, unit) of ``scores`` (every
-    seed of every model run on every language)."""
+    seed of every model run on every language), models in the order of ``scores``."""
     runs: dict[tuple[str, str, str], list[OutputScores]] = {}
     for s in scores:
         runs.setdefault((s.language, s.model, s.output), []).append(s)
@@ -66,8 +64,9 @@ def speaker_rows(scores: Sequence[OutputScores]) -> list[SpeakerRow]:
                 m = (speakers == speaker) & (group[0].unit == unit)
                 cer = [corpus_rate(r.char_errors[m], r.ref_chars[m]) for r in group]
                 rows.append(SpeakerRow(language, speaker, model, output, unit, int(m.sum()),
-                                       tuple(r.seed for r in group), *mean_std(cer)))  # fmt: skip
-    return sorted(rows, key=lambda r: (r.language, r.speaker, OUTPUTS.index(r.output), r.model, r.unit))
+                                       tuple(r.seed for r in group), *mean_std(cer), group[0].label))  # fmt: skip
+    # Stable: within a speaker, models keep the order of ``scores`` (baselines first).
+    return sorted(rows, key=lambda r: (r.language, r.speaker))
 
 
 def speakers_csv(rows: Sequence[SpeakerRow]) -> str:
@@ -76,7 +75,7 @@ def speakers_csv(rows: Sequence[SpeakerRow]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(SPEAKER_COLUMNS)
     for r in rows:
-        w.writerow([r.language, r.speaker, r.model, r.output, r.unit, r.n, len(r.seeds), ";".join(map(str, r.seeds)),
+        w.writerow([r.language, r.speaker, r.model, r.label, r.output, r.unit, r.n, len(r.seeds), ";".join(map(str, r.seeds)),
                     fmt_number(r.cer), fmt_number(r.cer_std)])  # fmt: skip
     return buf.getvalue()
 
@@ -86,41 +85,43 @@ def speaker_row(cells: dict[str, str]) -> SpeakerRow:
     return SpeakerRow(
         cells["language"], cells["speaker"], cells["model"], cells["output"], cells["unit"], int(cells["n"]),
         tuple(int(x) for x in cells["seeds"].split(";") if x),
-        float(cells["cer"] or "nan"), float(cells["cer_std"] or "nan"),
+        float(cells["cer"] or "nan"), float(cells["cer_std"] or "nan"), cells["label"],
     )  # fmt: skip
 
 
-def speaker_tables(rows: Sequence[SpeakerRow]) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """Per language, (head, body) of its table: rows = speakers, columns = output x
-    model (surface: SSO, then the others; meaning: MSO, then the others)."""
-    tables = {}
+def speaker_tables(rows: Sequence[SpeakerRow]) -> list[Table]:
+    """One table per language: rows = speakers, columns = output x model by label
+    (each output's models in the rows' order: its baseline first)."""
+    tables = []
     for language in sorted({r.language for r in rows}):
         mine = [r for r in rows if r.language == language]
-        models = model_order({r.model for r in mine})
+        models = list(dict.fromkeys(r.model for r in mine))
         columns = sorted({(r.output, r.model, r.unit) for r in mine},
                          key=lambda c: (OUTPUTS.index(c[0]), models.index(c[1]), c[2]))  # fmt: skip
         first = columns[0][:2]  # every model is scored on every utterance: count them once
         cell = {(r.speaker, r.output, r.model, r.unit): r for r in mine}
-        head = ["speaker", "utterances"] + [f"{m} {o}" + (" PER" if u == "phone" else "") for o, m, u in columns]
-        body = []
+        labels = {r.model: r.label for r in mine}
+        head = ["speaker", "utterances"] + [f"{labels[m]} {o}" + (" PER" if u == "phone" else "") for o, m, u in columns]
+        table = Table(head, caption=f"{language}: CER (%) per test speaker")
         for speaker in sorted({r.speaker for r in mine}):
             cells = [cell.get((speaker, *c)) for c in columns]
             n = sum(r.n for r in mine if r.speaker == speaker and (r.output, r.model) == first)
-            body.append([speaker, str(n)] + [fmt_rate(r.cer, r.cer_std, r.n) if r else "—" for r in cells])
-        tables[language] = (head, body)
+            table.add([speaker, str(n)] + [fmt_rate(r.cer, r.cer_std, r.n) if r else "—" for r in cells])
+        tables.append(table)
     return tables
+
+
+SPEAKERS_INTRO = (
+    "Corpus-level CER over each speaker's test utterances (PER for phone-level "
+    "references), mean ± sample std over seeds when there are several."
+)
 
 
 def speakers_markdown(rows: Sequence[SpeakerRow]) -> str:
     """``tables/cer_by_speaker.md``: :func:`speaker_tables`, one section per language."""
-    lines = [
-        "# Error rates (%) per test speaker",
-        "",
-        "Corpus-level CER over each speaker's test utterances (PER for phone-level "
-        "references), mean ± sample std over seeds when there are several.",
-    ]
-    for language, (head, body) in speaker_tables(rows).items():
-        lines += ["", f"## {language}", ""] + markdown_table(head, body)
+    lines = ["# Error rates (%) per test speaker", "", SPEAKERS_INTRO]
+    for table in speaker_tables(rows):
+        lines += ["", markdown(table)]
     return "\n".join(lines) + "\n"
 
 

@@ -5,20 +5,33 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import shutil
 
 from typer.testing import CliRunner
 
 from dualasr.analysis.analyze import CKA_COLUMNS, ENTANGLEMENT_COLUMNS, plan_pairs
 from dualasr.cli import app
+from dualasr.layout import RunInfo
 from tests.analysis.conftest import DECODER_LAYERS, ENCODER_LAYERS
 
 PNG = b"\x89PNG\r\n\x1a\n"
-ENCODER_PAIRS = {"SSO vs MSO", "SSO vs DO", "MSO vs DO", "SSO vs DO_BRANCH", "MSO vs DO_BRANCH", "SDO_BRANCH vs MDO_BRANCH"}
+# Runs by label: SSO, MSO, DO, "split" (do_split, task-specific blocks), do_w (other weights).
+ENCODER_PAIRS = {
+    "SSO vs MSO", "SSO vs DO", "MSO vs DO", "SSO vs split", "MSO vs split", "split surface vs split meaning",
+    "SSO vs do_w", "MSO vs do_w",
+}  # fmt: skip
 DECODER_PAIRS = {
     "SSO vs MSO", "MSO vs MDO", "SSO vs SDO", "MSO vs SDO", "SSO vs MDO", "SDO vs MDO",
-    "MSO vs MDO_BRANCH", "SSO vs SDO_BRANCH", "MSO vs SDO_BRANCH", "SSO vs MDO_BRANCH", "SDO_BRANCH vs MDO_BRANCH",
+    *(f"{a} vs {v} {o}" for v in ("split", "do_w") for a, o in
+      (("MSO", "meaning"), ("SSO", "surface"), ("MSO", "surface"), ("SSO", "meaning"))),
+    "split surface vs split meaning", "do_w surface vs do_w meaning",
 }  # fmt: skip
+
+SSO = RunInfo("sso", "sso", ("surface",), "en", 0)
+MSO = RunInfo("mso", "mso", ("meaning",), "en", 0)
+DO = RunInfo("do", "do", ("surface", "meaning"), "en", 0)
 
 
 def read_csv(path):
@@ -37,7 +50,7 @@ def run(*args):
 
 
 def test_plan_pairs_follows_tables_3_and_4():
-    pairs = plan_pairs({"sso": ("surface",), "mso": ("meaning",), "do": ("surface", "meaning")})
+    pairs = plan_pairs([SSO, MSO, DO])
     enc = [(p.name, p.x, p.y) for p in pairs if p.kind == "encoder"]
     assert enc == [
         ("SSO vs MSO", ("sso", "surface"), ("mso", "meaning")),
@@ -48,14 +61,27 @@ def test_plan_pairs_follows_tables_3_and_4():
     assert dec == ["SSO vs MSO", "MSO vs MDO", "SSO vs SDO", "MSO vs SDO", "SSO vs MDO", "SDO vs MDO"]
     assert {p.level for p in pairs if p.kind == "decoder"} == {"utterance"}
     # Without MSO only the pairs not involving it remain.
-    assert [p.name for p in plan_pairs({"sso": ("surface",), "do": ("surface", "meaning")})] == [
-        "SSO vs DO", "SSO vs SDO", "SSO vs MDO", "SDO vs MDO"
-    ]  # fmt: skip
+    assert [p.name for p in plan_pairs([SSO, DO])] == ["SSO vs DO", "SSO vs SDO", "SSO vs MDO", "SDO vs MDO"]
+
+
+def test_plan_pairs_reads_identity_not_names():
+    # A surface-only model named "base", a meaning-only one named "sso" and a
+    # dual-output "mine" with task-specific blocks: outputs decide, labels name.
+    base = RunInfo("base", "sso", ("surface",), "en", 0, label="Base")
+    meaning = RunInfo("sso", "mso", ("meaning",), "en", 0, label="M-only")
+    mine = RunInfo("mine", "do", ("surface", "meaning"), "en", 0,
+                   model_config={"encoder": {"task_specific_layers": 2}})  # fmt: skip
+    pairs = {p.name: (p.kind, p.x, p.y) for p in plan_pairs([base, meaning, mine])}
+    assert pairs["Base vs M-only"] == ("decoder", ("base", "surface"), ("sso", "meaning"))
+    assert pairs["Base vs mine"] == ("encoder", ("base", "surface"), ("mine", "surface"))
+    assert pairs["M-only vs mine"] == ("encoder", ("sso", "meaning"), ("mine", "meaning"))
+    assert pairs["mine surface vs mine meaning"][1:] == (("mine", "surface"), ("mine", "meaning"))
+    assert "M-only vs mine meaning" in pairs
 
 
 def test_analyze_writes_documented_tables_and_figures(study_copy):
     out = run(study_copy)
-    assert "analyze en/seed0: sso, mso, do, do_branch on 6 utterances" in out
+    assert "analyze en/seed0: sso, mso, do, do_split, do_w on 6 utterances" in out
     tables = study_copy / "tables"
     columns, enc = read_csv(tables / "cka_encoder.csv")
     assert tuple(columns) == CKA_COLUMNS
@@ -65,7 +91,7 @@ def test_analyze_writes_documented_tables_and_figures(study_copy):
     assert {(r["lang"], r["seed"], r["level"], r["estimator"]) for r in enc} == {("en", "0", "frame", "debiased")}
     for r in enc:
         assert -0.2 <= float(r["cka"]) <= 1 + 1e-9 and 0 <= float(r["cka_biased"]) <= 1 + 1e-9
-    sso_do = {r["output_y"] for r in enc if r["pair"] == "SSO vs DO_BRANCH"}
+    sso_do = {r["output_y"] for r in enc if r["pair"] == "SSO vs split"}
     assert sso_do == {"surface"}  # the DO's surface branch is compared with SSO
     columns, dec = read_csv(tables / "cka_decoder.csv")
     assert tuple(columns) == CKA_COLUMNS
@@ -76,27 +102,30 @@ def test_analyze_writes_documented_tables_and_figures(study_copy):
     assert (cross["model_x"], cross["output_x"], cross["model_y"], cross["output_y"]) == ("mso", "meaning", "do", "surface")
 
     md = (tables / "cka_encoder.md").read_text()
-    assert "| layer | SSO vs MSO | SSO vs DO | MSO vs DO |" in md
+    assert "| layer | SSO vs MSO | SSO vs DO | MSO vs DO | SSO vs split | MSO vs split | split surface vs split meaning | SSO vs do\\_w | MSO vs do\\_w |" in md
     assert [line.split(" |")[0] for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()] == ["| 0", "| 1"]
+    assert "| MSO vs do\\_w meaning |" in (tables / "cka_decoder.md").read_text()
     md = (tables / "cka_decoder.md").read_text()
     assert "| pair | en (layers 0 / 1) |" in md and "| SSO vs MDO |" in md
 
     columns, ent = read_csv(tables / "entanglement.csv")
     assert tuple(columns) == ENTANGLEMENT_COLUMNS
     by_model = {r["model"]: r for r in ent}
-    assert set(by_model) == {"sso+mso", "do", "do_branch"}
+    assert set(by_model) == {"sso+mso", "do", "do_split", "do_w"}
+    assert [by_model[m]["label"] for m in ("sso+mso", "do", "do_split", "do_w")] == ["SSO+MSO", "DO", "split", "do_w"]
     so = by_model["sso+mso"]
     assert float(so["excess"]) == 0 and so["so_reference"] == so["index"]
-    for model, pair in (("do", "SDO vs MDO"), ("do_branch", "SDO_BRANCH vs MDO_BRANCH")):
+    for model, pair in (("do", "SDO vs MDO"), ("do_split", "split surface vs split meaning"),
+                        ("do_w", "do_w surface vs do_w meaning")):  # fmt: skip
         r = by_model[model]
         last = next(x for x in dec if x["pair"] == pair and x["layer_x"] == x["layer_y"] == str(DECODER_LAYERS - 1))
         assert r["pair"] == pair and r["index"] == last["cka"]
         assert math.isclose(float(r["excess"]), float(r["index"]) - float(so["index"]), abs_tol=2e-6)
         assert len(r["layers"].split(";")) == DECODER_LAYERS
-    assert float(by_model["do"]["encoder_index"]) == 1.0  # one shared encoder
-    branch_top = next(r for r in enc if r["pair"] == "SDO_BRANCH vs MDO_BRANCH" and r["layer_x"] == r["layer_y"] == "1")
-    assert by_model["do_branch"]["encoder_index"] == branch_top["cka"] and float(branch_top["cka"]) < 1
-    bottom = next(r for r in enc if r["pair"] == "SDO_BRANCH vs MDO_BRANCH" and r["layer_x"] == r["layer_y"] == "0")
+    assert float(by_model["do"]["encoder_index"]) == float(by_model["do_w"]["encoder_index"]) == 1.0  # shared encoder
+    branch_top = next(r for r in enc if r["pair"] == "split surface vs split meaning" and r["layer_x"] == r["layer_y"] == "1")
+    assert by_model["do_split"]["encoder_index"] == branch_top["cka"] and float(branch_top["cka"]) < 1
+    bottom = next(r for r in enc if r["pair"] == "split surface vs split meaning" and r["layer_x"] == r["layer_y"] == "0")
     assert math.isclose(float(bottom["cka"]), 1.0, abs_tol=1e-5)  # the shared trunk block
 
     for name in ("cka_encoder.png", "cka_decoder.png"):
@@ -122,9 +151,10 @@ def test_rerun_is_idempotent_and_biased_option(study_copy):
 
 def test_missing_models_are_skipped_and_counted(study_copy):
     (study_copy / "exp" / "en" / "mso" / "seed0" / "model.pt").unlink()
-    (study_copy / "exp" / "en" / "do_branch" / "seed0" / "model.pt").unlink()
+    (study_copy / "exp" / "en" / "do_split" / "seed0" / "model.pt").unlink()
+    shutil.rmtree(study_copy / "exp" / "en" / "do_w")
     out = run(study_copy)
-    assert "skipped 2 missing model(s) (no model.pt): en/mso/seed0, en/do_branch/seed0" in out
+    assert "skipped 2 missing model(s) (no model.pt): en/mso/seed0, en/do_split/seed0" in out
     _, enc = read_csv(study_copy / "tables" / "cka_encoder.csv")
     assert {r["pair"] for r in enc} == {"SSO vs DO"}
     _, dec = read_csv(study_copy / "tables" / "cka_decoder.csv")
@@ -136,7 +166,8 @@ def test_missing_models_are_skipped_and_counted(study_copy):
 
 def _rows(seeds, enc_layers=12, dec_layers=8):
     """Synthetic CKA rows (value = 1 - 0.05 layer + 0.01 seed) in the analysis' row format."""
-    pairs = plan_pairs({"sso": ("surface",), "mso": ("meaning",), "do": ("surface", "meaning")})
+    pairs = plan_pairs([SSO, MSO, DO])
+    labels = {"sso": "SSO", "mso": "MSO", "do": "DO"}
     rows = []
     for seed in seeds:
         for p in pairs:
@@ -146,7 +177,8 @@ def _rows(seeds, enc_layers=12, dec_layers=8):
                     v = 1 - 0.05 * max(a, b) + 0.01 * seed
                     rows.append({
                         "lang": "en", "seed": seed, "pair": p.name, "kind": p.kind, "model_x": p.x[0],
-                        "output_x": p.x[1], "model_y": p.y[0], "output_y": p.y[1], "layer_x": a, "layer_y": b,
+                        "output_x": p.x[1], "label_x": labels[p.x[0]], "model_y": p.y[0], "output_y": p.y[1],
+                        "label_y": labels[p.y[0]], "layer_x": a, "layer_y": b,
                         "cka_debiased": v, "cka_biased": v, "cka": v, "estimator": "debiased",
                         "level": p.level, "n": 50,
                     })  # fmt: skip
@@ -173,4 +205,23 @@ def test_tables_show_mean_and_std_over_seeds_beside_the_reference(tmp_path):
     assert math.isclose(ent[0]["index"], 1 - 0.05 * 7) and math.isclose(ent[0]["index_mean_layers"], 1 - 0.05 * 3.5)
     # One seed: plain means, no "±".
     write_tables(_rows([0], 2, 2), [], tmp_path)
-    assert "±" not in (tmp_path / "tables" / "cka_encoder.md").read_text().split("## en")[1]
+    assert "±" not in (tmp_path / "tables" / "cka_encoder.md").read_text().split("**en: encoder CKA")[1]
+
+
+def test_a_checkpoint_disagreeing_with_its_run_json_is_an_error(study_copy):
+    # do_w's run.json claims task-specific blocks its checkpoint does not have.
+    path = study_copy / "exp" / "en" / "do_w" / "seed0" / "run.json"
+    info = json.loads(path.read_text())
+    info["model_config"]["encoder"]["task_specific_layers"] = 1
+    path.write_text(json.dumps(info))
+    result = CliRunner().invoke(app, ["analyze", str(study_copy)])
+    assert result.exit_code == 2
+    assert "do_w/seed0/model.pt: outputs ('surface', 'meaning') with task-specific encoder blocks none" in result.output
+    assert "run.json says ('surface', 'meaning') with {'surface': 1, 'meaning': 1}" in result.output
+
+
+def test_a_renamed_run_folder_is_an_error_naming_both(study_copy):
+    (study_copy / "exp" / "en" / "do_w").rename(study_copy / "exp" / "en" / "mine")
+    result = CliRunner().invoke(app, ["analyze", str(study_copy)])
+    assert result.exit_code == 2
+    assert "mine/seed0/run.json: identifies run en/do_w/seed0 but lies in en/mine/seed0" in " ".join(result.output.split())

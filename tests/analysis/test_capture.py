@@ -18,7 +18,7 @@ from tests.analysis.conftest import D_MODEL, DECODER_LAYERS, ENCODER_LAYERS
 @pytest.fixture
 def models(tiny_study):
     run = tiny_study / "exp" / "en"
-    return {name: load_model(run / name / "seed0" / "model.pt") for name in ("sso", "mso", "do", "do_branch")}
+    return {name: load_model(run / name / "seed0" / "model.pt") for name in ("sso", "mso", "do", "do_split")}
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_capture_gives_every_layer_with_masks(models, test_manifest):
     do = batches[0].models["do"]
     # A shared encoder hands the same tensors to both outputs; task-specific top blocks do not.
     assert all(torch.equal(a, b) for a, b in zip(do.encoder["surface"], do.encoder["meaning"], strict=True))
-    br = batches[0].models["do_branch"]
+    br = batches[0].models["do_split"]
     assert torch.equal(br.encoder["surface"][0], br.encoder["meaning"][0])
     assert not torch.allclose(br.encoder["surface"][1], br.encoder["meaning"][1])
 

@@ -1,7 +1,7 @@
 from dataclasses import replace
 
 from dualasr.data import manifest as m
-from dualasr.data.stats import corpus_stats, format_table, split_of
+from dualasr.data.stats import corpus_stats, format_table, read_stats_csv, split_of, write_stats
 from dualasr.score.errors import load_references
 
 
@@ -20,6 +20,11 @@ def test_table1_layout(tmp_path, utterances):
     assert table[0].startswith("| language | train | dev | test | total | h train")
     assert table[2].startswith("| en | 2 | 0 | 1 | 3 |")
     assert table[2].endswith("| 33.3 % | 66.7 % | 0.0 % | 0.0 % |")
+    # The rows the report reads back give the very same table as the stage's .md.
+    write_stats(stats, tmp_path / "study")
+    back = read_stats_csv(tmp_path / "study" / "tables" / "corpus.csv")
+    assert back["en"].utterances == {"train": 2, "test": 1} and back["ko"].bins == {"1-3": 1, "0": 1}
+    assert format_table(back) + "\n" == (tmp_path / "study" / "tables" / "corpus.md").read_text()
 
 
 def test_split_from_file_name(tmp_path):

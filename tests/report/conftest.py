@@ -1,5 +1,5 @@
 """A study directory made in a fraction of a second with the stages' own writers:
-Table 1 (dualasr.data.stats.format_table), Table 2 and the ED-gap table and
+Table 1 (dualasr.data.stats.write_stats), Table 2 and the ED-gap table and
 figure (dualasr.score), training logs (dualasr.train.trainer.MetricsLog), and
 CKA tables, entanglement and figures (dualasr.analysis.analyze)."""
 
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from dualasr.analysis.analyze import entanglement_rows, plot_decoder, plot_encoder, write_tables
-from dualasr.data.manifest import atomic_write_text
-from dualasr.data.stats import LanguageStats, format_table
+from dualasr.data.stats import LanguageStats, write_stats
+from dualasr.layout import RunInfo, write_run_info
+from dualasr.reference import REFERENCE_CER, REFERENCE_GAP
 from dualasr.score.ed_gap import GapRow, plot_ed_gap, write_gaps
 from dualasr.score.errors import RateRow, write_rates
 from dualasr.score.speakers import SpeakerRow, write_speaker_rates
@@ -22,7 +23,12 @@ from dualasr.train.trainer import MetricsLog
 BINS = ("0", "1-3", "4-10", ">10")
 
 
+BASELINE = {"surface": "sso", "meaning": "mso"}
+OUTPUTS = {"sso": ("surface",), "mso": ("meaning",), "do": ("surface", "meaning")}
+
+
 def rate(lang: str, model: str, output: str, cer: float) -> RateRow:
+    """A Table 2 row; models other than the SO ones are compared with SSO / MSO."""
     return RateRow(
         lang,
         model,
@@ -36,7 +42,8 @@ def rate(lang: str, model: str, output: str, cer: float) -> RateRow:
         math.nan,
         (cer,),
         (cer * 2,),
-        None,
+        REFERENCE_CER.get((lang, model, output)),  # as score.errors.rate_rows sets it
+        baseline="" if model == BASELINE[output] else BASELINE[output],
     )
 
 
@@ -62,8 +69,9 @@ def gap_rows(
             math.nan,
             g - 1.0,
             g + 1.0,
+            REFERENCE_GAP[(lang, output)][i] if model == "do" else None,  # as score.ed_gap.ed_gap_rows sets it
         )
-        for b, g in zip(BINS, gaps, strict=True)
+        for i, (b, g) in enumerate(zip(BINS, gaps, strict=True))
     ]
     mean = sum(gaps) / len(gaps)
     rows.append(GapRow(lang, output, "char", model, baseline, "all", 40, (0,), 10.0, 10.0 + mean, mean, math.nan,
@@ -79,7 +87,7 @@ def write_corpus(study: Path) -> None:
         )
         st.bins = Counter(dict(zip(BINS, bins, strict=True)))
         stats[lang] = st
-    atomic_write_text(study / "tables" / "corpus.md", format_table(stats) + "\n", overwrite=True)
+    write_stats(stats, study)
 
 
 def write_scores(study: Path) -> None:
@@ -104,6 +112,7 @@ def write_training(study: Path) -> None:
     for model in ("sso", "mso", "do"):
         run = study / "exp" / "en" / model / "seed0"
         run.mkdir(parents=True)
+        write_run_info(run, RunInfo(model, model, OUTPUTS[model], "en", 0))
         log = MetricsLog(run / "metrics.csv", enabled=True)
         for epoch in (1, 2, 3):
             log.write(epoch, epoch * 10 - 5, "train", {"loss": 100.0 / epoch + 5, "lr": 1e-3})
@@ -130,7 +139,8 @@ def write_cka(study: Path) -> None:
                     v = 0.9 - 0.2 * lx - 0.1 * abs(lx - ly)
                     rows.append({
                         "kind": kind, "lang": "en", "seed": 0, "pair": name,
-                        "model_x": mx, "output_x": ox, "model_y": my, "output_y": oy,
+                        "model_x": mx, "output_x": ox, "label_x": mx.upper(), "model_y": my, "output_y": oy,
+                        "label_y": my.upper(),
                         "layer_x": lx, "layer_y": ly, "cka": v, "cka_biased": v + 0.01,
                         "estimator": "debiased", "level": "frame" if kind == "encoder" else "utterance", "n": 16,
                     })  # fmt: skip

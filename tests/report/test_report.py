@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dualasr.cli import app
+from dualasr.layout import RunInfo, write_run_info
 from dualasr.report import build_report
 from dualasr.report.findings import cer_findings, cka_findings, gap_findings, training_findings
-from dualasr.report.inputs import ReportError, cka_pair, read_training_runs
-from dualasr.report.reference import REFERENCE_CKA_DECODER, REFERENCE_CKA_ENCODER
+from dualasr.report.inputs import ReportError, read_training_runs
 from dualasr.score.ed_gap import gaps_csv
 from dualasr.score.errors import rates_csv
 from dualasr.study import STAGES
@@ -126,6 +126,7 @@ def test_training_sentence_names_a_run_whose_dev_loss_rose(tmp_path):
     for model, dev in (("sso", (9.0, 7.0, 6.0)), ("do", (5.0, 6.0, 7.0))):
         run = tmp_path / "exp" / "en" / model / "seed0"
         run.mkdir(parents=True)
+        write_run_info(run, RunInfo(model, model, ("surface",) if model == "sso" else ("surface", "meaning"), "en", 0))
         log = MetricsLog(run / "metrics.csv", enabled=True)
         for epoch, loss in enumerate(dev, 1):
             log.write(epoch, epoch, "dev", {"loss": loss})
@@ -135,53 +136,26 @@ def test_training_sentence_names_a_run_whose_dev_loss_rose(tmp_path):
     assert "best dev loss is at the last epoch in 1 of 2 run(s)" in s[2]
 
 
-def test_cka_pairs_and_findings_match_the_reference_cells():
-    assert cka_pair({"pair": "MSO vs MDO"}) == ("mso", "mdo")
-    assert cka_pair(
-        {"model_x": "do", "output_x": "surface", "model_y": "sso", "output_y": "surface"}
-    ) == (
-        "sdo",
-        "sso",
-    )
-    rows = [
-        {
-            "lang": "en",
-            "seed": "0",
-            "pair": "SSO vs MSO",
-            "layer_x": str(k),
-            "layer_y": str(k),
-            "cka": str(v),
-        }
-        for k, v in ((0, 0.9), (1, 0.3), (2, 0.6))
-    ]
-    rows.append(
-        {
-            "lang": "en",
-            "seed": "0",
-            "pair": "SSO vs MSO",
-            "layer_x": "0",
-            "layer_y": "2",
-            "cka": "0.1",
-        }
-    )
-    (s,) = cka_findings(rows, "encoder", REFERENCE_CKA_ENCODER)
+def cka_row(pair: str, x: tuple[str, str], y: tuple[str, str], layer_x: int, layer_y: int, cka: float) -> dict:
+    return {"lang": "en", "seed": 0, "pair": pair, "model_x": x[0], "output_x": x[1], "model_y": y[0],
+            "output_y": y[1], "layer_x": layer_x, "layer_y": layer_y, "cka": cka}  # fmt: skip
+
+
+def test_cka_findings_match_the_reference_cells_by_the_runs_compared():
+    sso, mso, mdo = ("sso", "surface"), ("mso", "meaning"), ("do", "meaning")
+    rows = [cka_row("SSO vs MSO", sso, mso, k, k, v) for k, v in ((0, 0.9), (1, 0.3), (2, 0.6))]
+    rows.append(cka_row("SSO vs MSO", sso, mso, 0, 2, 0.1))
+    (s,) = cka_findings(rows, "encoder")
     assert s == (
         "In en, encoder CKA of SSO vs MSO goes from 0.90 at layer 0 to 0.60 at layer 2 (lowest 0.30 at layer 1); "
         "the reference study's goes from 0.91 at layer 0 to 0.40 at layer 11."
     )
-    cross = [
-        {
-            "lang": "en",
-            "seed": "0",
-            "pair": "SSO vs MDO",
-            "layer_x": "0",
-            "layer_y": "0",
-            "cka": "0.5",
-        }
-    ]
-    assert cka_findings(cross, "decoder", REFERENCE_CKA_DECODER) == [
+    assert cka_findings([cka_row("SSO vs MDO", sso, mdo, 0, 0, 0.5)], "decoder") == [
         "In en, decoder CKA of SSO vs MDO is 0.50 (layer 0); the reference study reports 0.17 at layer 7."
     ]
+    # A variant's pair has no reference number, whatever its label.
+    (s,) = cka_findings([cka_row("SSO vs MDO", sso, ("do_w", "meaning"), 0, 0, 0.5)], "decoder")
+    assert "reference" not in s
 
 
 # ---------------------------------------------------------------------- the report
@@ -228,9 +202,10 @@ def test_full_report_is_self_contained_with_reference_numbers(study_dir):
     assert "| en (reference study) | 57,616 | 7,199 | 7,207 | 72,022 |" in md
     assert "| DO | 15.50 | 15.08 | 3.00 | 3.19 |" in md
     assert "| en surface | reference study | +0.28 | +1.85 | +3.42 | +6.72 |" in md
-    assert "layer 11: 0.40" in md
+    # Table 3: the reference only in words here (its 12 layers do not match these 3, so not in the table).
+    assert "the reference study's goes from 0.91 at layer 0 to 0.40 at layer 11" in md
     # Per-speaker table: surface models, then meaning models.
-    assert "| speaker | utterances | sso surface | do surface | mso meaning | do meaning |" in md
+    assert "| speaker | utterances | SSO surface | DO surface | MSO meaning | DO meaning |" in md
     assert "| voice-b | 8 | 21.00 | 21.00 | 21.00 | 21.00 |" in md
 
 
@@ -241,10 +216,13 @@ def test_text_is_escaped_in_html_and_markdown(study_dir):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows({**r, "model": hostile if r["model"] == "do" else r["model"]} for r in rows)
-    (study_dir / "tables" / "entanglement.csv").write_text(
-        "lang,note\nen,<img src=x onerror=alert(1)> & *bold*\n"
-    )
+        w.writerows({**r, "label": hostile if r["model"] == "do" else r["label"]} for r in rows)
+    path = study_dir / "tables" / "entanglement.csv"
+    rows = parse(path.read_text())
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({**r, "pair": "<img src=x onerror=alert(1)> & *bold*"} for r in rows)
     report = build_report(study_dir)
     html = report.html.read_text()
     assert "<script" not in html and "<img src=x" not in html
@@ -254,16 +232,16 @@ def test_text_is_escaped_in_html_and_markdown(study_dir):
     assert '\\<script\\>alert("x")\\</script\\>\\|b' in md
     assert not re.search(r"(?<!\\)<", md)  # every "<" of the text is escaped
     assert "\\<img src=x onerror=alert(1)\\> \\& \\*bold\\*" in md
-    row = next(ln for ln in md.splitlines() if ln.startswith("| en | <") or "\\<img" in ln)
-    assert len(re.findall(r"(?<!\\)\|", row)) == 3  # two cells: the escaped pipe does not split
+    row = next(ln for ln in md.splitlines() if ln.startswith("| ") and "\\<script" in ln)
+    assert len(re.findall(r"(?<!\\)\|", row)) == 6  # five cells: the escaped pipe does not split
 
 
 def test_unreadable_inputs_and_wrong_directory_are_one_line_errors(study_dir, tmp_path):
     (study_dir / "tables" / "cer_by_speaker.csv").write_text("language,speaker\nen,a\n")
-    with pytest.raises(ReportError, match=r"cer_by_speaker\.csv: missing column\(s\) model, output"):
+    with pytest.raises(ReportError, match=r"cer_by_speaker\.csv: missing column\(s\) model, label, output"):
         build_report(study_dir)
     (study_dir / "tables" / "cer.csv").write_text("language,model\nen,do\n")
-    with pytest.raises(ReportError, match=r"cer\.csv: missing column\(s\) output, unit, cer"):
+    with pytest.raises(ReportError, match=r"cer\.csv: missing column\(s\) label, baseline, output, unit"):
         build_report(study_dir)
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "not a study directory" in result.output
@@ -286,9 +264,12 @@ def test_cer_notes_name_the_decoding_and_its_language_models(study_dir):
     plain = {**DecodeConfig().model_dump(), "lms": {}}
     for run, info in (("en/mso/seed0", fused), ("en/do/seed0", fused), ("en/sso/seed0", plain)):
         (study_dir / "exp" / run).mkdir(parents=True, exist_ok=True)
+        name = run.split("/")[1]
+        outputs = {"sso": ("surface",), "mso": ("meaning",)}.get(name, ("surface", "meaning"))
+        write_run_info(study_dir / "exp" / run, RunInfo(name, name, outputs, "en", 0))
         (study_dir / "exp" / run / "decode_test.json").write_text(json.dumps(info))
         (study_dir / "exp" / run / "hyps_test.jsonl").write_text("")  # decode writes both
     md = build_report(study_dir).markdown.read_text()
     # The surface weight is set, but no surface LM was given: it is not fused.
-    assert "Test decoding of en/do/seed0, en/mso/seed0: beam 5, CTC weight 0.3 (outputs with a CTC head), meaning LM at weight 0.3." in md
+    assert "Test decoding of en/mso/seed0, en/do/seed0: beam 5, CTC weight 0.3 (outputs with a CTC head), meaning LM at weight 0.3." in md
     assert "Test decoding of en/sso/seed0: beam 5, CTC weight 0.3 (outputs with a CTC head), no language model." in md

@@ -51,10 +51,10 @@ def test_empty_bin_and_missing_output_are_nan_rows():
                       np.array([0, 2, 2]), ("char",) * 3, ("spk",) * 3)  # fmt: skip
     so = [score_output(refs, ["ab", "cd", "ef"], "sso", 0, "surface")]
     do = [score_output(refs, ["xb", "cd", "xx"], "do", 0, "surface")]
-    rows = {r.ed_bin: r for r in ed_gap_rows(refs, "surface", "do", do, so, bootstrap=200)}
+    rows = {r.ed_bin: r for r in ed_gap_rows(refs, "surface", "do", do, "sso", so, bootstrap=200)}
     assert rows["0"].gap == pytest.approx(50.0) and rows["1-3"].gap == pytest.approx(50.0)
     assert rows["4-10"].n == 0 and math.isnan(rows["4-10"].gap) and math.isnan(rows["4-10"].ci_low)
     assert rows[ALL].n == 3 and rows[ALL].reference is None and rows["0"].reference == 0.28
     notes: list[str] = []
-    missing = ed_gap_rows(refs, "meaning", "do", [], [], bootstrap=200, notes=notes)
+    missing = ed_gap_rows(refs, "meaning", "do", [], "mso", [], bootstrap=200, notes=notes)
     assert [r.n for r in missing] == [0] * 5 and all(math.isnan(r.gap) for r in missing)

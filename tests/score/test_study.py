@@ -11,8 +11,9 @@ import pytest
 import soundfile as sf
 
 from dualasr.data.manifest import Utterance, cuts_from_utterances, write_manifest
+from dualasr.layout import RunInfo, run_dir, write_run_info
 from dualasr.score.errors import ScoreError, load_references
-from dualasr.score.study import discover_hypotheses, score_study
+from dualasr.score.study import decoded_runs, score_study
 
 # id, surface, meaning; ED 0, 0, 2, 3, 8 (bins 0, 0, 1-3, 1-3, 4-10; >10 empty).
 UTTS = [
@@ -34,6 +35,9 @@ ERRORS = {
     ("do", 1, "meaning"): [0, 1, 1, 0, 1],
     ("do_pcgrad", 0, "surface"): [0, 0, 0, 0, 0],  # its meaning is missing
 }
+#: What each run is (its run.json): mode and outputs.
+MODES = {"sso": ("sso", ("surface",)), "mso": ("mso", ("meaning",))}
+DUAL = ("do", ("surface", "meaning"))
 
 
 def corrupt(text: str, k: int) -> str:
@@ -45,7 +49,7 @@ def corrupt(text: str, k: int) -> str:
     return "".join(out)
 
 
-def make_study(root: Path, errors: dict = ERRORS) -> Path:
+def make_study(root: Path, errors: dict = ERRORS, modes: dict = MODES) -> Path:
     wav = root / "audio.wav"
     sf.write(wav, np.zeros(1600, np.float32), 16000)
     utts = [(f"t:{i}", Utterance(uid, str(wav), "en", SPEAKER[uid[0]], s, m)) for i, (uid, s, m) in enumerate(UTTS)]
@@ -59,9 +63,10 @@ def make_study(root: Path, errors: dict = ERRORS) -> Path:
                 counts = errors.get((model, seed, output))
                 row[output] = corrupt(ref, counts[i]) if counts else None
             lines.append(json.dumps(row))
-        path = root / "en" / model / f"seed{seed}" / "hyps_test.jsonl"
-        path.parent.mkdir(parents=True)
-        path.write_text("\n".join(lines) + "\n")
+        run = run_dir(root, "en", model, seed)
+        run.mkdir(parents=True)
+        write_run_info(run, RunInfo(model, *modes.get(model, DUAL), "en", seed))
+        (run / "hyps_test.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
 
@@ -78,9 +83,9 @@ def study(tmp_path_factory):
 
 def test_discovery(study):
     root, _ = study
-    found = [(h.language, h.model, h.seed) for h in discover_hypotheses(root)]
-    assert found == [
-        ("en", "do", 0), ("en", "do", 1), ("en", "do_pcgrad", 0), ("en", "mso", 0), ("en", "sso", 0), ("en", "sso", 1),
+    found = [(r.info.language, r.info.name, r.info.seed) for r in decoded_runs(root / "exp")]
+    assert found == [  # table order: SO models, then dual-output ones
+        ("en", "sso", 0), ("en", "sso", 1), ("en", "mso", 0), ("en", "do", 0), ("en", "do", 1), ("en", "do_pcgrad", 0),
     ]  # fmt: skip
 
 
@@ -133,7 +138,7 @@ def test_missing_output_and_table2(study):
     assert rates[("do_pcgrad", "meaning")]["n"] == "0" and rates[("do_pcgrad", "meaning")]["cer"] == ""
     assert ("sso", "meaning") not in rates  # an SO model has one output: no empty row for the other
     md = (root / "tables" / "cer.md").read_text()
-    assert "| sso | 8.06 ± 2.28 | 13.78 | — |" in md
+    assert "| SSO | 8.06 ± 2.28 | 13.78 | — |" in md  # shown by label
     assert "reference study" in (root / "tables" / "ed_gap.md").read_text()
     errors = list(csv.DictReader(open(root / "tables" / "errors.csv")))
     assert len(errors) == 5 * 8 and {e["ed"] for e in errors} == {"0", "2", "3", "8"}
@@ -152,7 +157,7 @@ def test_cer_by_speaker_by_hand(study):
     assert float(rows[("s2", "mso", "meaning")]["cer"]) == pytest.approx(100 * 7 / 49, abs=1e-4)  # one seed; meaning s2 refs 10 + 17 + 22 chars
     assert ("s1", "sso", "meaning") not in rows and ("s1", "do_pcgrad", "meaning") not in rows
     md = (root / "tables" / "cer_by_speaker.md").read_text()
-    assert "| speaker | utterances | sso surface | do surface | do_pcgrad surface | mso meaning | do meaning |" in md
+    assert "| speaker | utterances | SSO surface | DO surface | do\\_pcgrad surface | MSO meaning | DO meaning |" in md
     assert f"| s2 | 3 | {100 * 3.5 / 43:.2f} ± {np.std([300 / 43, 400 / 43], ddof=1):.2f} |" in md
     errors = list(csv.DictReader(open(root / "tables" / "errors.csv")))
     assert {(e["id"][0], e["speaker"]) for e in errors} == {("a", "s1"), ("b", "s2"), ("c", "s2")}
@@ -169,7 +174,7 @@ def test_figure_is_a_png(study):
 
 def test_missing_ids_error_names_the_file(tmp_path):
     root = make_study(tmp_path, {("sso", 0, "surface"): [0] * 5})
-    path = root / "en" / "sso" / "seed0" / "hyps_test.jsonl"
+    path = root / "exp" / "en" / "sso" / "seed0" / "hyps_test.jsonl"
     path.write_text("\n".join(path.read_text().splitlines()[:3]) + "\n")
     with pytest.raises(ScoreError, match=rf"{path}: 2 of 5 test-set id\(s\) missing"):
         score_study(root, bootstrap=10)
