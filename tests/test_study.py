@@ -1,4 +1,4 @@
-"""The smoke study end to end: synthetic corpus, SSO/MSO/DO training, decoding, scoring."""
+"""The smoke study end to end: synthetic corpus, SSO/MSO/DO and two named variants trained, decoded, scored, analysed, reported."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ import pytest
 
 from dualasr.config import load_config
 from dualasr.data.manifest import load_manifest, supervision
+from dualasr.layout import read_run_info
 from dualasr.study import run_study
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.mark.slow
@@ -52,7 +58,26 @@ def test_smoke_study_produces_documented_tables(tmp_path):
         cka = {(r["lang"], r["pair"]) for r in csv.DictReader(f)}
     assert {("en", "SSO vs MSO"), ("ko", "MSO vs SDO"), ("ko", "SSO vs MDO")} <= cka  # analyze stage
     assert (out / "tables" / "entanglement.csv").exists() and (out / "figures" / "cka_encoder.png").exists()
+    # The smoke config's two variants (task-specific encoder block; other loss
+    # weights with a label) appear in every table and the report, by label,
+    # compared with the SO model of each output.
+    variants = {"do_split": "do_split", "do_w": "DO (w)"}
+    for lang in ("en", "ko"):
+        for name, label in variants.items():
+            for output, so in (("surface", "sso"), ("meaning", "mso")):
+                (cer,) = [r for r in rows_of(out / "tables" / "cer.csv") if (r["language"], r["model"], r["output"]) == (lang, name, output)]
+                assert (cer["label"], cer["baseline"]) == (label, so) and cer["cer"]
+                (gap,) = [g for g in gaps if (g["language"], g["model"], g["output"], g["ed_bin"]) == (lang, name, output, "all")]
+                assert (gap["label"], gap["baseline"]) == (label, so)
+                assert float(gap["gap"]) == pytest.approx(float(cer["cer"]) - float(gap["cer_so"]), abs=1e-3)
+                assert any((r["language"], r["model"], r["label"]) == (lang, name, label) for r in by_speaker)
+            entangled = [r for r in rows_of(out / "tables" / "entanglement.csv") if (r["lang"], r["model"]) == (lang, name)]
+            assert [r["label"] for r in entangled] == [label]
+            assert {("sso", name), ("mso", name)} <= {(r["model_x"], r["model_y"]) for r in rows_of(out / "tables" / "cka_encoder.csv") if r["lang"] == lang}
+            assert (lang, f"MSO vs {label} meaning") in cka
+    assert (read_run_info(out / "exp" / "en" / "do_split" / "seed0").model_config["encoder"]["task_specific_layers"]) == 1
     report = (out / "report.html").read_text()
+    assert all(label in report for label in ("do_split", "DO (w)"))
     assert "Error rates (Table 2)" in report and report.count('src="data:image/png;base64,') >= 2
     assert (out / "report.md").exists() and lines[-1] == f"report: {out / 'report.html'}"
     assert "| en |" in (out / "tables" / "corpus.md").read_text()
@@ -62,7 +87,7 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     run_study(cfg, out, progress=False, echo=lines.append)
     assert (out / "exp" / "en" / "do" / "seed0" / "model.pt").stat().st_mtime == mtime
     skipped = [ln for ln in lines if "already trained and decoded, skipped" in ln]
-    assert len(skipped) == 6 and not any("trained and decoded in" in ln for ln in lines), lines
+    assert len(skipped) == 10 and not any("trained and decoded in" in ln for ln in lines), lines
     assert sum("lm-meaning: already trained, skipped" in ln for ln in lines) == 2, lines
 
 
