@@ -119,7 +119,7 @@ class TextConfig(_Section):
 class DataConfig(_Section):
     """Where the study's corpus comes from."""
 
-    # Prepared corpora (``dualasr prepare`` / ``import`` output: a directory with
+    # Prepared corpora (``dualasr prepare`` output: a directory with
     # cuts_{train,dev,test}.jsonl.gz) per language. Empty: the synthetic corpus
     # of the ``synth`` section. Relative paths are relative to the working directory.
     corpora: dict[Language, Path] = {}
