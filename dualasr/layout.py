@@ -79,15 +79,21 @@ def parse_seed(path: str | Path) -> int:
     return int(m.group(1))
 
 
+def _read_json(path: Path, if_missing: str):
+    """The JSON value in ``path``; a missing or unreadable file is a
+    :class:`LayoutError` naming it (``if_missing`` says what to do)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LayoutError(f"{path}: missing; {if_missing}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LayoutError(f"{path}: unreadable ({e})") from None
+
+
 def read_corpora(study_dir: str | Path) -> dict[str, str]:
     """Language -> corpus directory of a study (``corpora.json``, written by the corpus stage)."""
     path = Path(study_dir) / CORPORA_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayoutError(f"{path}: missing; run the corpus stage (dualasr study) first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LayoutError(f"{path}: unreadable ({e})") from None
+    data = _read_json(path, "run the corpus stage (dualasr study) first")
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise LayoutError(f"{path}: expected an object language -> corpus directory")
     return data
@@ -134,12 +140,7 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
     """The identity of the run in ``run_dir``; a missing or malformed ``run.json``
     is an error naming it."""
     path = Path(run_dir) / RUN_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayoutError(f"{path}: missing; the run was not trained by this dualasr (train it again)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LayoutError(f"{path}: unreadable run identity ({e})") from None
+    data = _read_json(path, "the run was not trained by this dualasr (train it again)")
     try:
         return RunInfo(**data)
     except TypeError as e:
