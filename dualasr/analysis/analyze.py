@@ -101,7 +101,7 @@ from dualasr.atomic import atomic_write_text, save_figure
 from dualasr.data.manifest import ManifestError
 from dualasr.layout import EXP_DIR, LayoutError, RunInfo, baseline_of, discover_runs, read_corpora
 from dualasr.reference import CITATION, REFERENCE_LAYERS, reference_cka
-from dualasr.score.errors import fmt_number, fmt_rate, mean_std, notes_markdown
+from dualasr.score.rates import fmt_number, fmt_rate, mean_std, notes_markdown
 from dualasr.tables import Table, markdown
 
 #: Bump when the cached numbers would change for the same inputs.

@@ -281,7 +281,7 @@ def cut_divergence(cut, unit: str = "char") -> int:
     ``normalize`` for the cut's language), in ``unit``.
 
     Error rates are computed on the same normalised forms
-    (:mod:`dualasr.score.errors`), so an utterance stored as ``"Hello, World!"``
+    (:mod:`dualasr.score.rates`), so an utterance stored as ``"Hello, World!"``
     / ``"hello world"`` has divergence 0, as its CER sees it; corpus statistics,
     ED bins and the gap tables all bin through this function.
     """

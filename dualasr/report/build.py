@@ -40,7 +40,7 @@ from dualasr.report import findings as fnd
 from dualasr.report.figures import plot_training
 from dualasr.report.inputs import ReportError, read_cka, read_csv, read_training_runs
 from dualasr.score.ed_gap import GAP_COLUMNS, GAPS_INTRO, gap_row, gap_table
-from dualasr.score.errors import RATE_COLUMNS, RATES_INTRO, rate_row, rate_tables, read_notes
+from dualasr.score.rates import RATE_COLUMNS, RATES_INTRO, rate_row, rate_tables, read_notes
 from dualasr.score.speakers import SPEAKER_COLUMNS, speaker_row, speaker_tables
 from dualasr.score.study import decoded_runs
 from dualasr.tables import Table

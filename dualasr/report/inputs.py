@@ -8,7 +8,7 @@ a :class:`ReportError` naming it.
 Files (``DIR`` = the study directory)::
 
     DIR/tables/corpus.csv                      dualasr.data.stats.STATS_COLUMNS
-    DIR/tables/cer.csv                         dualasr.score.errors.RATE_COLUMNS
+    DIR/tables/cer.csv                         dualasr.score.rates.RATE_COLUMNS
     DIR/tables/ed_gap.csv                      dualasr.score.ed_gap.GAP_COLUMNS
     DIR/tables/cer_by_speaker.csv              dualasr.score.speakers.SPEAKER_COLUMNS
     DIR/tables/cka_encoder.csv, cka_decoder.csv  dualasr.analysis.analyze.CKA_COLUMNS

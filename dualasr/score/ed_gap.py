@@ -6,7 +6,7 @@ utterance on the same test set, within each divergence bin (0 / 1-3 / 4-10 /
 >10, :data:`~dualasr.text.divergence.ED_BIN_LABELS`) and over all utterances:
 
 - ``gap = CER_X - CER_SO`` in percentage points (positive = multi-task hurts),
-  both CERs corpus-level over the bin (:func:`~dualasr.score.errors.corpus_rate`).
+  both CERs corpus-level over the bin (:func:`~dualasr.score.rates.corpus_rate`).
 - Paired bootstrap 95 % CI of the gap (Efron & Tibshirani 1993; Bisani & Ney
   2004 for ASR error rates): draw the bin's ``n`` utterances with
   replacement, recompute both corpus-level CERs on the *same* draw, take the
@@ -48,7 +48,7 @@ from scipy import stats
 from dualasr.atomic import atomic_write_text, save_figure
 from dualasr.layout import OUTPUTS, default_label
 from dualasr.reference import CITATION, REFERENCE_GAP
-from dualasr.score.errors import (
+from dualasr.score.rates import (
     OutputScores,
     References,
     corpus_rate,

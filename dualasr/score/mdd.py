@@ -286,7 +286,7 @@ def score_decoded(manifest: str | Path, hyps: str | Path, count_recognised_inser
     manifest (``canonical_phones``, ``surface_phones``), recognised phones from
     the decoder's surface output in ``hyps`` (``dualasr decode`` JSONL)."""
     from dualasr.data.manifest import load_manifest, supervision
-    from dualasr.score.errors import ScoreError, check_ids, load_references, read_hypotheses
+    from dualasr.score.rates import ScoreError, check_ids, load_references, read_hypotheses
 
     hyp = read_hypotheses(hyps)
     by_language = load_references(manifest)

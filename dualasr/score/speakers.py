@@ -21,7 +21,7 @@ import numpy as np
 
 from dualasr.atomic import atomic_write_text
 from dualasr.layout import OUTPUTS, default_label
-from dualasr.score.errors import OutputScores, corpus_rate, fmt_number, fmt_rate, mean_std
+from dualasr.score.rates import OutputScores, corpus_rate, fmt_number, fmt_rate, mean_std
 from dualasr.tables import Table, markdown
 
 SPEAKER_COLUMNS = ("language", "speaker", "model", "label", "output", "unit", "n", "n_seeds", "seeds", "cer", "cer_std")

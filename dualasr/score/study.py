@@ -12,7 +12,7 @@ the same language and seed that has only that output
 (:func:`dualasr.layout.baseline_of`); tables show each run by its label.
 Layout written under ``OUT`` (default ``DIR``)::
 
-    OUT/tables/errors.csv   per-utterance error counts (errors.ERROR_COLUMNS)
+    OUT/tables/errors.csv   per-utterance error counts (rates.ERROR_COLUMNS)
     OUT/tables/cer.csv|md   CER / WER per model, output, language (Table 2)
     OUT/tables/ed_gap.csv|md  CER gap model - SO per ED bin, CIs, Spearman
     OUT/tables/cer_by_speaker.csv|md  CER per test speaker, model and output
@@ -31,7 +31,7 @@ from pathlib import Path
 from dualasr.atomic import atomic_write_text
 from dualasr.layout import EXP_DIR, OUTPUTS, Run, RunInfo, baseline_of, discover_runs
 from dualasr.score.ed_gap import GapRow, ed_gap_rows, plot_ed_gap, write_gaps
-from dualasr.score.errors import (
+from dualasr.score.rates import (
     OutputScores,
     RateRow,
     ScoreError,

@@ -2,7 +2,7 @@ from dataclasses import replace
 
 from dualasr.data import manifest as m
 from dualasr.data.stats import corpus_stats, format_table, read_stats_csv, split_of, write_stats
-from dualasr.score.errors import load_references
+from dualasr.score.rates import load_references
 
 
 def test_table1_layout(tmp_path, utterances):

@@ -16,7 +16,7 @@ from dualasr.data.stats import LanguageStats, write_stats
 from dualasr.layout import RunInfo, write_run_info
 from dualasr.reference import REFERENCE_CER, REFERENCE_GAP
 from dualasr.score.ed_gap import GapRow, plot_ed_gap, write_gaps
-from dualasr.score.errors import RateRow, write_rates
+from dualasr.score.rates import RateRow, write_rates
 from dualasr.score.speakers import SpeakerRow, write_speaker_rates
 from dualasr.train.trainer import MetricsLog
 

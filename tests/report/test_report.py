@@ -19,7 +19,7 @@ from dualasr.report import build_report
 from dualasr.report.findings import cer_findings, cka_findings, gap_findings, training_findings
 from dualasr.report.inputs import ReportError, read_training_runs
 from dualasr.score.ed_gap import gaps_csv
-from dualasr.score.errors import rates_csv
+from dualasr.score.rates import rates_csv
 from dualasr.study import STAGES
 from dualasr.train.trainer import MetricsLog
 

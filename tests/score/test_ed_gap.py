@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dualasr.score.ed_gap import ALL, ed_gap_rows, paired_bootstrap, spearman
-from dualasr.score.errors import References, score_output
+from dualasr.score.rates import References, score_output
 
 
 def synthetic(n: int, seed: int = 1):

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from dualasr.data.manifest import Utterance, cuts_from_utterances, write_manifest
 from dualasr.layout import RunInfo, run_dir, write_run_info
-from dualasr.score.errors import ScoreError, load_references
+from dualasr.score.rates import ScoreError, load_references
 from dualasr.score.study import decoded_runs, score_study
 
 # id, surface, meaning; ED 0, 0, 2, 3, 8 (bins 0, 0, 1-3, 1-3, 4-10; >10 empty).

@@ -9,7 +9,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from dualasr.score.errors import (
+from dualasr.score.rates import (
     References,
     ScoreError,
     corpus_rate,
