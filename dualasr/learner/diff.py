@@ -1,15 +1,17 @@
 """The aligned diff of what a learner said (surface) against what they meant
 (meaning), per word and, inside each word, per unit.
 
-Words are aligned with rapidfuzz's Levenshtein opcodes over word lists
-(unit costs, so a changed word is one substitution rather than a deletion and
-an insertion), meaning -> surface:
+Words are aligned meaning -> surface with rapidfuzz's Indel opcodes over word
+lists (the longest common subsequence: as many identical words matched as
+possible; unit-cost Levenshtein would as soon pair "very" with "good" as leave
+"very" out). Between two matched words, the meaning and heard words of the
+gap pair up in order and the surplus of either side stays unpaired:
 
-- ``equal``   -> ErrorType ``None``;
-- ``replace`` -> ``Mispronunciation`` (the meaning word said as the surface word);
-- ``delete``  -> ``Omission``: the meaning word was not said; its span has
-  length 0 at the end of the heard word before it (the start of the audio if none);
-- ``insert``  -> ``Insertion``: a heard word with no meaning counterpart.
+- matched -> ErrorType ``None``;
+- paired  -> ``Mispronunciation`` (the meaning word said as the surface word);
+- unpaired meaning word -> ``Omission``: it was not said; its span has length
+  0 at the end of the heard word before it (the start of the audio if none);
+- unpaired heard word -> ``Insertion``: no meaning counterpart.
 
 The units of a word pair are the output's tokenizer units
 (:func:`dualasr.text.tokenizer.split_units`): characters for English, Hangul
@@ -24,14 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import Indel, Levenshtein
 
 from dualasr.text.tokenizer import SPACE, split_units
 
 from .align import WordSpan
 
-#: rapidfuzz's opcode tags -> the diff's word error types and unit operations.
-ERROR_TYPES = {"equal": "None", "replace": "Mispronunciation", "delete": "Omission", "insert": "Insertion"}
+#: rapidfuzz's opcode tags -> the diff's unit operations.
 UNIT_OPS = {"equal": "match", "replace": "substitution", "delete": "deletion", "insert": "insertion"}
 
 
@@ -91,17 +92,26 @@ def diff_words(expected: list[str], heard: list[WordSpan], unit: str) -> list[Wo
     words are compared in."""
     said = [w.text for w in heard]
     out: list[WordDiff] = []
-    for op in Levenshtein.opcodes(expected, said):
-        kind = ERROR_TYPES[op.tag]
-        if op.tag in ("equal", "replace"):
+    i = j = 0  # next meaning word, next heard word
+    for op in [*Indel.opcodes(expected, said), None]:
+        if op is not None and op.tag != "equal":
+            continue  # a gap is handled at the equal block (or the end) that closes it
+        gap_end = (op.src_start, op.dest_start) if op else (len(expected), len(said))
+        gap_e, gap_h = expected[i : gap_end[0]], heard[j : gap_end[1]]
+        for e, h in zip(gap_e, gap_h, strict=False):
+            out.append(_pair("Mispronunciation", e, h, unit))
+        for e in gap_e[len(gap_h) :]:
+            at = out[-1].end if out else 0.0
+            out.append(WordDiff("Omission", e, "", at, at, 0.0, None, diff_units(e, "", unit)))
+        for h in gap_h[len(gap_e) :]:
+            out.append(WordDiff("Insertion", "", h.text, h.start, h.end, 0.0, h.confidence, diff_units("", h.text, unit)))
+        if op is not None:
             for e, h in zip(expected[op.src_start : op.src_end], heard[op.dest_start : op.dest_end], strict=True):
-                out.append(WordDiff(kind, e, h.text, h.start, h.end, accuracy(e, h.text, unit), h.confidence,
-                                    diff_units(e, h.text, unit)))  # fmt: skip
-        elif op.tag == "delete":
-            at = heard[op.dest_start - 1].end if op.dest_start > 0 else 0.0
-            for e in expected[op.src_start : op.src_end]:
-                out.append(WordDiff(kind, e, "", at, at, 0.0, None, diff_units(e, "", unit)))
-        else:
-            for h in heard[op.dest_start : op.dest_end]:
-                out.append(WordDiff(kind, "", h.text, h.start, h.end, 0.0, h.confidence, diff_units("", h.text, unit)))
+                out.append(_pair("None", e, h, unit))
+            i, j = op.src_end, op.dest_end
     return out
+
+
+def _pair(kind: str, expected: str, heard: WordSpan, unit: str) -> WordDiff:
+    return WordDiff(kind, expected, heard.text, heard.start, heard.end, accuracy(expected, heard.text, unit),
+                    heard.confidence, diff_units(expected, heard.text, unit))  # fmt: skip
