@@ -43,7 +43,7 @@ def run_files(model: Path, audio: list[Path], fmt: str, *, progress: bool = True
         try:
             result = transcribe(package, path, **options)
         except DualasrError as e:
-            err.print(f"error: {e}", markup=False)
+            sys.stderr.write(f"error: {e}\n")  # one line, never wrapped
             failed.append(path)
             continue
         if fmt == "json":
