@@ -29,6 +29,8 @@ $(INSTALLED): pyproject.toml
 # decoding, scoring, CKA analysis, report. It ends by printing the report's path.
 demo: setup
 	$(BIN)/dualasr study --config $(CONFIG) --out $(OUT)
+	for lang in en ko; do $(BIN)/dualasr package $(OUT)/exp/$$lang/do/seed0 $(OUT)/models/$$lang-do.dualasr || exit 1; done
+	@echo "try: $(BIN)/dualasr transcribe $(OUT)/models/en-do.dualasr RECORDING.wav [--text 'what you meant']"
 
 smoke: setup
 	$(BIN)/dualasr study --config conf/smoke.yaml --out runs/smoke

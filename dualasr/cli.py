@@ -394,5 +394,54 @@ def study(
     run_study(cfg, out, allow_fewer_voices=allow_fewer_voices, progress=progress, echo=typer.echo, until=until)
 
 
+@app.command()
+@_user_errors
+def package(
+    run_dir: Annotated[Path, typer.Argument(help="A trained run: model.pt, run.json (e.g. runs/demo/exp/en/do/seed0).")],
+    out: Annotated[Path, typer.Argument(help="The package file to write (e.g. en-do.dualasr).")],
+    lm: Annotated[
+        list[str] | None,
+        typer.Option(help="OUTPUT=PATH: a language model to fuse; default: those the run's test decoding fused."),
+    ] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Training corpus directory, when the run is not in a study.")] = None,
+):
+    """Package a trained run into one file for `dualasr transcribe` and `dualasr serve`."""
+    from dualasr.learner.package import package_run
+
+    path = package_run(run_dir, out, _lm_paths(lm) if lm else None, corpus)
+    typer.echo(f"package: {path}")
+
+
+class TranscriptFormat(str, Enum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def transcribe(
+    model: Annotated[Path, typer.Argument(help="A packaged model (dualasr package).")],
+    audio: Annotated[list[Path], typer.Argument(help="Recordings (any common format and sample rate).")],
+    text: Annotated[str | None, typer.Option(help="The sentence the learner meant (replaces the meaning output).")] = None,
+    format: Annotated[TranscriptFormat, typer.Option(help="text (coloured), json (one object per line), csv (one row per diff word).")] = TranscriptFormat.text,
+    beam: Annotated[int | None, typer.Option(help="Beam size (default: the packaged run's).")] = None,
+    ctc_weight: Annotated[float | None, typer.Option(help="CTC weight in beam search (default: the packaged run's).")] = None,
+    lm_weight: Annotated[float | None, typer.Option(help="Weight of the packaged LMs (default: the packaged run's).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+):
+    """What a learner said and meant, and where the two differ, for each recording.
+    A file that fails is reported on stderr and the others go on; exit 2 if any failed."""
+    from dualasr.learner.output import run_files
+
+    try:
+        failed = run_files(model, audio, format.value, text=text, beam=beam, ctc_weight=ctc_weight,
+                           lm_weight=lm_weight, progress=progress)  # fmt: skip
+    except DualasrError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if failed:
+        raise typer.Exit(2)
+
+
 if __name__ == "__main__":  # `python -m dualasr.cli` / `torchrun -m dualasr.cli`
     app()

@@ -152,9 +152,9 @@ def _downmixed(rec: Recording) -> Recording:
     )
 
 
-def _wav_shortfall(path: str) -> tuple[int, int] | None:
+def wav_shortfall(source: str | bytes) -> tuple[int, int] | None:
     """``(bytes promised, bytes present)`` of a WAV file's ``data`` chunk when the
-    file holds fewer bytes than its header promises, else None.
+    file (a path, or its bytes) holds fewer bytes than its header promises, else None.
 
     libsndfile (soundfile, Lhotse) silently reports the frames present, so a
     truncated WAV reads as shorter audio; only its free-text log notes the
@@ -162,8 +162,11 @@ def _wav_shortfall(path: str) -> tuple[int, int] | None:
     ``wave`` does the same walk but refuses float and extensible (multichannel)
     WAVs. Streamed WAVs whose writer did not know the length (size 0 or
     0xFFFFFFFF) are left to libsndfile."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    if isinstance(source, bytes):
+        size, opened = len(source), io.BytesIO(source)
+    else:
+        size, opened = os.path.getsize(source), open(source, "rb")
+    with opened as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return None
@@ -187,7 +190,7 @@ def to_cut(utt: Utterance) -> MonoCut:
     if rec is None:
         try:
             rec = Recording.from_file(utt.audio, recording_id=utt.id)
-            shortfall = _wav_shortfall(utt.audio)
+            shortfall = wav_shortfall(utt.audio)
         except Exception as e:  # soundfile/lhotse raise several types for one cause
             raise ManifestError(f"{utt.audio}: missing or unreadable audio ({_short(e)})") from None
         if shortfall:

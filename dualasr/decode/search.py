@@ -332,7 +332,24 @@ def decode_dual(
     """
     if model.training:
         raise RuntimeError("call model.eval() before decoding")
-    enc = model.encode(feats, feat_lens)
+    return decode_encoded(model, model.encode(feats, feat_lens), beam, ctc_weight, length_penalty,
+                          max_len_ratio, pre_beam_ratio, lms, lm_weight)  # fmt: skip
+
+
+@torch.no_grad()
+def decode_encoded(
+    model: DualASR,
+    enc: EncoderOutput,
+    beam: int = 10,
+    ctc_weight: float | dict[str, float] = 0.3,
+    length_penalty: float | None = None,
+    max_len_ratio: float = 1.0,
+    pre_beam_ratio: float = 1.5,
+    lms: dict[str, TokenLM] | None = None,
+    lm_weight: float | dict[str, float] = 0.0,
+) -> dict[str, list[Hypothesis]]:
+    """:func:`decode_dual` from an encoder pass ``enc`` already made, for
+    callers that read the encoder output too (CTC forced alignment)."""
     results = {}
     for o in model.outputs:
         if isinstance(ctc_weight, dict):
