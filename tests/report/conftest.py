@@ -42,7 +42,7 @@ def rate(lang: str, model: str, output: str, cer: float) -> RateRow:
         math.nan,
         (cer,),
         (cer * 2,),
-        REFERENCE_CER.get((lang, model, output)),  # as score.errors.rate_rows sets it
+        REFERENCE_CER.get((lang, model, output)),  # as score.rates.rate_rows sets it
         baseline="" if model == BASELINE[output] else BASELINE[output],
     )
 
