@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -219,3 +220,29 @@ def test_a_chunked_oversize_upload_is_cut_off(client, fake):
                     headers={"content-type": request.headers["content-type"]})  # fmt: skip
     assert r.status_code == 413 and "limit of" in r.json()["detail"]
     assert fake.calls == []
+
+
+def test_cli_serve_loads_each_package_and_binds_loopback(monkeypatch, tmp_path, fake):
+    import types
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from dualasr.cli import app as cli
+
+    loaded = {"en.pkg": FakePackage(), "ko.pkg": FakePackage(language="ko")}
+    stub = types.ModuleType("dualasr.learner.package")
+    stub.load_package = lambda path, device="cpu": loaded[path.name]
+    monkeypatch.setitem(sys.modules, stub.__name__, stub)
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port: served.update(app=app, host=host, port=port))
+
+    r = CliRunner().invoke(cli, ["serve", str(tmp_path / "en.pkg"), str(tmp_path / "ko.pkg"), "--max-seconds", "5"])
+    assert r.exit_code == 0, r.output
+    assert (served["host"], served["port"]) == ("127.0.0.1", 8000)
+    with TestClient(served["app"]) as c:
+        body = c.get("/models").json()
+    assert [m["model"] for m in body["models"]] == ["en-do", "ko-do"] and body["limits"]["max_seconds"] == 5
+
+    r = CliRunner().invoke(cli, ["serve", str(tmp_path / "en.pkg"), str(tmp_path / "en.pkg")])
+    assert r.exit_code == 2 and "a second model 'en-do'" in r.output
