@@ -151,6 +151,11 @@ def create_app(
         parts = [f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"detail": "; ".join(parts)}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):
+        # uvicorn logs the traceback; the client gets JSON like every other error.
+        return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+
     app.add_middleware(UploadLimit, limit=max_upload_bytes + FORM_OVERHEAD_BYTES)
 
     def choose(model: str | None, language: str | None):

@@ -246,3 +246,12 @@ def test_cli_serve_loads_each_package_and_binds_loopback(monkeypatch, tmp_path, 
 
     r = CliRunner().invoke(cli, ["serve", str(tmp_path / "en.pkg"), str(tmp_path / "en.pkg")])
     assert r.exit_code == 2 and "a second model 'en-do'" in r.output
+
+
+def test_a_bug_is_a_json_500_without_traceback():
+    def broken(package, audio, *, text=None):
+        raise ValueError("secret internals")
+
+    with TestClient(create_app(PACKAGES, transcribe_fn=broken), raise_server_exceptions=False) as c:
+        r = post(c, wav(0.5))
+    assert r.status_code == 500 and r.json() == {"detail": "Internal Server Error"}
