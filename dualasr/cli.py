@@ -443,5 +443,42 @@ def transcribe(
         raise typer.Exit(2)
 
 
+@app.command()
+@_user_errors
+def serve(
+    models: Annotated[list[Path], typer.Argument(help="Packaged models (dualasr package), e.g. one per language; the first is the default.")],
+    host: Annotated[str, typer.Option(help="Address to bind; other than loopback, anyone who reaches it can upload.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload (413 above).")] = 20.0,
+    max_seconds: Annotated[float, typer.Option(help="Longest accepted recording (422 above).")] = 60.0,
+    workers: Annotated[int, typer.Option(help="Transcriptions run at once; more requests wait their turn.")] = 2,
+    keep_uploads: Annotated[
+        Path | None, typer.Option(help="Save every recording and its result JSON here (default: nothing is kept).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, mps; default: the best available.")] = None,
+):
+    """Serve the models over HTTP: POST /transcribe, GET /models, the learner's page at /
+    and the API's documentation at /docs (docs/serve.md)."""
+    import uvicorn
+
+    from dualasr.device import pick_device
+    from dualasr.learner.package import load_package
+    from dualasr.learner.serve import create_app, model_key
+
+    packages = {}
+    for path in models:
+        package = load_package(path, device=device or str(pick_device()))
+        key = model_key(package)
+        if key in packages:
+            raise DualasrError(f"{path}: a second model {key!r}; serve one package per language and model name")
+        packages[key] = package
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger(__name__).warning("serving on %s: anyone who can reach it can upload recordings", host)
+    app_ = create_app(packages, max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_seconds=max_seconds,
+                      workers=workers, keep_uploads=keep_uploads)  # fmt: skip
+    typer.echo(f"models: {', '.join(packages)}; page at http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(app_, host=host, port=port)
+
+
 if __name__ == "__main__":  # `python -m dualasr.cli` / `torchrun -m dualasr.cli`
     app()
