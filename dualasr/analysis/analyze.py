@@ -43,8 +43,13 @@ do_split2``; a dual-output model's decoders are ``SDO``/``MDO`` for the label
   branch against MSO, since that is the stack that feeds the output the
   single-output model also produces. Layer k of a branch is block k of that
   stack (the trunk's blocks, then the branch's), so it meets block k of the
-  single-output encoder: the same depth. With task-specific blocks the two
-  branches are also compared with each other (pair SDO vs MDO at encoder level).
+  single-output encoder: the same depth. Per-output adapters give each output
+  its own stream in the same way (the top blocks followed by that output's
+  adapters); a hierarchical model's surface stack stops at the block its CTC
+  reads (``hierarchy.surface_layer``), so it meets the first ``k`` blocks of
+  SSO. When the two outputs read different stacks they are also compared with
+  each other (pair SDO vs MDO at encoder level; its last layers give the
+  encoder index).
 * **Decoder, utterance level**: each decoder is teacher-forced on its own
   reference (surface or meaning text), so the two tasks' token sequences differ
   in length; each utterance is the mean of its decoder states over its valid
@@ -152,9 +157,8 @@ def plan_pairs(runs: Sequence[RunInfo]) -> list[Pair]:
     """The pairs computable from the runs of one language and seed. SSO and MSO
     are the baselines of the surface and meaning outputs; every run with both
     outputs is a dual-output model, compared in each output with that output's
-    baseline; a dual-output run with task-specific encoder blocks
-    (``model_config.encoder.task_specific_layers``) also gets its two branches
-    compared. Order: encoder pairs, then decoder pairs in Table 4's order."""
+    baseline; a dual-output run whose outputs read different encoder stacks
+    (:func:`separate_encoder_stacks`) also gets the two stacks compared. Order: encoder pairs, then decoder pairs in Table 4's order."""
     duals = [r for r in runs if set(r.outputs) == {"surface", "meaning"}]
     probe = duals[0] if duals else next(iter(runs), None)
     sso = baseline_of(probe, "surface", runs) if probe else None
@@ -171,7 +175,7 @@ def plan_pairs(runs: Sequence[RunInfo]) -> list[Pair]:
             enc.append(Pair(f"{sso.label} vs {d.label}", "encoder", (sso.name, "surface"), ds))
         if mso:
             enc.append(Pair(f"{mso.label} vs {d.label}", "encoder", (mso.name, "meaning"), dm))
-        if task_specific_layers(d):
+        if separate_encoder_stacks(d):
             enc.append(Pair(f"{side_label(d, 'surface')} vs {side_label(d, 'meaning')}", "encoder", ds, dm))
     for d in duals:
         ds, dm = (d.name, "surface"), (d.name, "meaning")
@@ -186,6 +190,14 @@ def plan_pairs(runs: Sequence[RunInfo]) -> list[Pair]:
             dec.append(Pair(f"{sso.label} vs {M}", "decoder", (sso.name, "surface"), dm))
         dec.append(Pair(f"{S} vs {M}", "decoder", ds, dm))
     return enc + dec
+
+
+def separate_encoder_stacks(info: RunInfo) -> bool:
+    """Whether the two outputs of a run read different encoder stacks (its saved
+    model config): task-specific blocks, per-output adapters, or a hierarchy
+    whose surface output reads an intermediate block."""
+    cfg = info.model_config
+    return bool(task_specific_layers(info) or cfg.get("adapters") or cfg.get("hierarchy"))
 
 
 def task_specific_layers(info: RunInfo) -> int:

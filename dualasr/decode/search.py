@@ -208,7 +208,8 @@ def beam_search(
     use_lm = lm is not None and lm_weight > 0
     state = decoder.init_state(memory[rows], enc.mask[rows]) if use_att else None
     if use_ctc:
-        scorer = CTCPrefixScorer(model.ctcs[output].log_probs(memory), lens, eos)
+        # A hierarchical surface CTC reads an intermediate block, not the decoder's memory.
+        scorer = CTCPrefixScorer(model.ctcs[output].log_probs(enc.ctc_in[output]), lens, eos)
         ctc_state = scorer.initial_state(w)
     if not use_att:  # every non-blank, non-eos token is a candidate
         everything = torch.tensor([v for v in range(vocab) if v not in (BLANK, eos)], device=device)

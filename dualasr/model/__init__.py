@@ -13,17 +13,22 @@ from .config import (
     DEFAULT_WEIGHTS,
     MODE_OUTPUTS,
     PRESETS,
+    AdapterConfig,
     DecoderConfig,
     EncoderConfig,
+    HierarchyConfig,
     ModelConfig,
     SpecAugConfig,
     preset,
 )
-from .conformer import ConformerEncoder, EncoderOutput
+from .conformer import BottleneckAdapter, ConformerEncoder, EncoderOutput
 from .decoder import DecoderState, TransformerDecoder
 from .frontend import Frontend
 
 __all__ = [
+    "AdapterConfig",
+    "BottleneckAdapter",
+    "HierarchyConfig",
     "BLANK",
     "CTC",
     "DEFAULT_WEIGHTS",

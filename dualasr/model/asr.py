@@ -102,14 +102,19 @@ class TaskLosses:
     features=t.features)``.
 
     losses:   output name -> ``L_o`` (scalar, undetached).
-    features: ``(batch, frames, d_model)`` shared encoder output (every loss
-              reaches the shared parameters only through it).
+    features: ``(batch, frames, d_model)`` shared encoder output
+              (:attr:`EncoderOutput.shared`); every loss reaches the shared
+              parameters only through it unless the model is hierarchical.
     stats:    flat dict of detached floats (see :meth:`DualASR.forward`).
+    shared_features: every tensor through which the losses reach the shared
+              parameters (:attr:`EncoderOutput.shared_features`): ``[features]``,
+              or ``[h_k, top]`` with a surface head on block ``k``.
     """
 
     losses: dict[str, Tensor]
     features: Tensor
     stats: dict[str, float]
+    shared_features: list[Tensor]
 
 
 class DualASR(nn.Module):
@@ -152,7 +157,9 @@ class DualASR(nn.Module):
         """``feats`` ``(batch, frames, n_mels)``, ``feat_lens`` ``(batch,)`` ->
         :class:`EncoderOutput` at 1/4 of the frame rate."""
         x, lens = self.frontend(feats, feat_lens)
-        return self.encoder(x, lens, lengths_to_mask(lens, x.size(1)), return_layers)
+        # The surface CTC head conditions the upper blocks in a self-conditioned hierarchy.
+        ctc = self.ctcs["surface"] if "surface" in self.ctcs else None
+        return self.encoder(x, lens, lengths_to_mask(lens, x.size(1)), return_layers, ctc=ctc)
 
     def task_losses(self, feats: Tensor, feat_lens: Tensor, targets: Targets) -> TaskLosses:
         """Per-output losses; ``targets`` must hold every output of the model
@@ -166,11 +173,11 @@ class DualASR(nn.Module):
             ys, ys_lens = targets[o]
             total = 0.0
             if o in self.ctcs:
-                ctc = self._calc_ctc_loss(enc.out[o], enc.lens, ys, ys_lens, o)
+                ctc = self._calc_ctc_loss(enc.ctc_in[o], enc.lens, ys, ys_lens, o)
                 total = total + self.weights[f"ctc_{o}"] * ctc
                 stats[f"loss_ctc_{o}"] = ctc.detach().item()
                 if not self.training:  # validation: how far the CTC best path is from the target
-                    stats.update(self._ctc_edits(enc.out[o], enc.lens, ys, ys_lens, o))
+                    stats.update(self._ctc_edits(enc.ctc_in[o], enc.lens, ys, ys_lens, o))
             att, acc = self._calc_att_loss(enc.out[o], enc.mask, ys, ys_lens, o)
             total = total + self.weights[f"att_{o}"] * att
             stats[f"loss_att_{o}"] = att.detach().item()
@@ -178,7 +185,7 @@ class DualASR(nn.Module):
             losses[o] = total
             stats[f"loss_{o}"] = total.detach().item()
         stats["loss"] = sum(stats[f"loss_{o}"] for o in self.outputs)
-        return TaskLosses(losses, enc.shared, stats)
+        return TaskLosses(losses, enc.shared, stats, enc.shared_features)
 
     def forward(
         self, feats: Tensor, feat_lens: Tensor, targets: Targets
@@ -252,7 +259,9 @@ def build_model(
             cfg.n_mels, d, cfg.specaug, cfg.subsampling_channels,
             utterance_cmn=cfg.utterance_cmn, vtlp=cfg.vtlp,
         ),
-        encoder=ConformerEncoder(d, cfg.encoder, outputs),
+        encoder=ConformerEncoder(
+            d, cfg.encoder, outputs, cfg.hierarchy, cfg.adapters, condition_vocab=vocab_sizes.get("surface")
+        ),
         decoders={o: TransformerDecoder(vocab_sizes[o], d, cfg.decoder) for o in outputs},
         ctcs={o: CTC(d, vocab_sizes[o]) for o in outputs if weights.get(f"ctc_{o}", 0.0) > 0},
         weights=weights,

@@ -83,6 +83,32 @@ class DecoderConfig(_Strict):
     attn_dropout: float = Field(0.1, ge=0, lt=1)
 
 
+class HierarchyConfig(_Strict):
+    """Hierarchical outputs: the surface CTC (and, with ``surface_decoder``, the
+    surface decoder) reads encoder block ``surface_layer`` (1-based), the
+    meaning output the top block, as intermediate CTC (Lee & Watanabe 2021,
+    ESPnet's ``interctc_layer_idx``) used as the lower task of a hierarchy.
+
+    ``self_condition``: self-conditioned CTC (Nozaki & Komatsu 2021, ESPnet's
+    ``interctc_use_conditioning``): the blocks above ``surface_layer`` read
+    ``h_k + Linear(softmax(CTC_surface(h_k)))`` instead of ``h_k``.
+    """
+
+    surface_layer: int = Field(ge=1, description="1-based encoder block the surface CTC reads")
+    surface_decoder: bool = Field(False, description="the surface decoder reads the same block (else the top)")
+    self_condition: bool = Field(False, description="condition the upper blocks on the surface CTC posteriors")
+
+
+class AdapterConfig(_Strict):
+    """Per-output bottleneck adapters (Houlsby et al. 2019) after each of the top
+    ``layers`` encoder blocks: ``x + W_up act(W_down x)``, ``W_down`` ``d -> dim``,
+    ``W_up`` ``dim -> d`` zero-initialised so the model starts as the plain one."""
+
+    layers: int = Field(ge=1, description="top encoder blocks followed by a per-output adapter")
+    dim: int = Field(32, ge=1, description="bottleneck width")
+    kind: Literal["bottleneck"] = "bottleneck"
+
+
 class ModelConfig(_Strict):
     """Everything that fixes the architecture and the training loss.
 
@@ -104,6 +130,8 @@ class ModelConfig(_Strict):
     utterance_cmn: bool = Field(False, description="subtract each utterance's own mean per mel bin after global CMVN")
     vtlp: float = Field(0.0, ge=0, lt=0.5, description="training-time mel-axis warp by a factor in [1-vtlp, 1+vtlp]")
     weights: dict[str, float] | None = None
+    hierarchy: HierarchyConfig | None = None
+    adapters: AdapterConfig | None = None
     label_smoothing: float = Field(0.1, ge=0, lt=1)
 
     @model_validator(mode="after")
@@ -126,7 +154,38 @@ class ModelConfig(_Strict):
             if weights.get(f"att_{o}", 0.0) <= 0:
                 raise ValueError(f"weights.att_{o} must be > 0: every output has a decoder")
         self.weights = weights
+        self._check_methods()
         return self
+
+    def _check_methods(self) -> None:
+        """The hierarchy and adapter sections against the encoder and the mode.
+        Each refuses task-specific blocks (and they refuse each other): the
+        combinations would make "the layer output o reads" ambiguous, and each
+        method is meant to be compared on its own."""
+        layers, split = self.encoder.layers, self.encoder.task_specific_layers
+        if self.hierarchy is not None:
+            k = self.hierarchy.surface_layer
+            if "surface" not in self.outputs:
+                raise ValueError(f"hierarchy needs a surface output; mode {self.mode!r} has none")
+            if not 1 <= k < layers:
+                raise ValueError(f"hierarchy.surface_layer={k} must be in 1..{layers - 1} (encoder.layers={layers})")
+            if split:
+                raise ValueError(
+                    f"hierarchy with encoder.task_specific_layers={split}: the surface output would read a "
+                    "block of the shared trunk or of its own branch; use one of the two"
+                )
+            if self.weights.get("ctc_surface", 0.0) <= 0:
+                raise ValueError("hierarchy needs weights.ctc_surface > 0: the surface CTC is the intermediate head")
+        if self.adapters is not None:
+            n = self.adapters.layers
+            if n > layers:
+                raise ValueError(f"adapters.layers={n} exceeds encoder.layers={layers}")
+            if split:
+                raise ValueError(
+                    f"adapters with encoder.task_specific_layers={split}: per-output blocks need no adapters"
+                )
+            if self.hierarchy is not None:
+                raise ValueError("adapters with hierarchy: choose one of the two sections")
 
     @property
     def outputs(self) -> tuple[str, ...]:

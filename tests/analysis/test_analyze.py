@@ -225,3 +225,20 @@ def test_a_renamed_run_folder_is_an_error_naming_both(study_copy):
     result = CliRunner().invoke(app, ["analyze", str(study_copy)])
     assert result.exit_code == 2
     assert "mine/seed0/run.json: identifies run en/do_w/seed0 but lies in en/mine/seed0" in " ".join(result.output.split())
+
+
+def test_each_method_with_per_output_encoder_stacks_gets_its_stacks_compared():
+    """Branches, adapters and a hierarchy make the two outputs read different
+    encoder stacks: the pair of stacks is planned (its last layers give the
+    encoder index); a plain DO's outputs read one tensor and get no such pair."""
+    configs = {
+        "do": {},
+        "do_split": {"encoder": {"task_specific_layers": 1}},
+        "do_adapt": {"adapters": {"layers": 1, "dim": 8, "kind": "bottleneck"}},
+        "do_hier": {"hierarchy": {"surface_layer": 1, "surface_decoder": False, "self_condition": False}},
+    }
+    runs = [SSO, MSO] + [RunInfo(n, "do", ("surface", "meaning"), "en", 0, model_config=c) for n, c in configs.items()]
+    enc = {p.name: (p.x, p.y) for p in plan_pairs(runs) if p.kind == "encoder"}
+    for name in ("do_split", "do_adapt", "do_hier"):
+        assert enc[f"{name} surface vs {name} meaning"] == ((name, "surface"), (name, "meaning"))
+    assert "SDO vs MDO" not in enc

@@ -112,3 +112,36 @@ def test_cka_of_a_model_with_itself_is_one_at_every_layer(models, test_manifest)
     for acc in (enc, dec):
         for debiased in (True, False):
             np.testing.assert_allclose(np.diag(acc.compute(debiased=debiased)), 1.0, atol=1e-6)
+
+
+def test_capture_reads_each_methods_layers(models, test_manifest):
+    """Per-output encoder lists of the three architectural methods: trunk blocks
+    are the same tensors (same storage) in both lists; task-specific and adapted
+    blocks differ; a hierarchy's surface list stops at the block its CTC reads."""
+    from dualasr.model import build_model
+    from tests.analysis.conftest import tiny_model_config
+
+    tokenizers = models["do"][1]
+    vocab = {o: len(t) for o, t in tokenizers.items()}
+
+    def build(**fields):
+        cfg = tiny_model_config("do")
+        return build_model(type(cfg).model_validate({**cfg.model_dump(), **fields}), vocab), tokenizers
+
+    torch.manual_seed(0)
+    variants = {
+        "branches": models["do_split"],
+        "hierarchy": build(hierarchy={"surface_layer": 1, "self_condition": True}),
+        "adapters": build(adapters={"layers": 1, "dim": 4}),
+    }
+    with torch.no_grad():  # adapters start as the identity: move them off it
+        for adapter in variants["adapters"][0].encoder.adapters.values():
+            adapter[0].up.weight.normal_()
+    st = next(capture_batches(variants, test_manifest, batch_size=4)).models
+    for name in ("branches", "adapters"):
+        s, m = st[name].encoder["surface"], st[name].encoder["meaning"]
+        assert len(s) == len(m) == ENCODER_LAYERS
+        assert s[0].data_ptr() == m[0].data_ptr()  # the shared block: one tensor
+        assert s[1].data_ptr() != m[1].data_ptr() and not torch.allclose(s[1], m[1])
+    s, m = st["hierarchy"].encoder["surface"], st["hierarchy"].encoder["meaning"]
+    assert len(s) == 1 and len(m) == ENCODER_LAYERS and s[0].data_ptr() == m[0].data_ptr()
