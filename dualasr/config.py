@@ -21,6 +21,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -141,6 +142,38 @@ class DataConfig(_Section):
         return {"skip_invalid": self.skip_invalid, "max_utterance_seconds": self.max_utterance_seconds}
 
 
+#: Aggregators of the shared encoder's per-output gradients (``train.mtl.aggregator``),
+#: by their torchjd names; dualasr.train.mtl maps them to ``torchjd.aggregation``.
+Aggregator = Literal["upgrad", "pcgrad", "mgda", "cagrad", "alignedmtl", "imtlg", "gradvac", "mean", "sum"]
+#: Loss weightings (``train.mtl.weighting``), see dualasr.train.mtl.
+Weighting = Literal["uncertainty", "dwa", "gradnorm"]
+
+
+class MTLConfig(_Section):
+    """``train.mtl``: how a DO model turns its per-output losses into gradients
+    (dualasr.train.mtl and docs/methods.md). Leaving both out is the plain sum."""
+
+    # Jacobian of the per-output losses w.r.t. the shared encoder, aggregated by torchjd.
+    aggregator: Aggregator | None = None
+    # Per-output loss weights that change during training.
+    weighting: Weighting | None = None
+    cagrad_c: float = Field(0.5, ge=0)  # CAGrad's radius c (Liu et al. 2021 use 0.4-0.5)
+    dwa_temperature: float = Field(2.0, gt=0)  # DWA's T (Liu et al. 2019: 2)
+    gradnorm_alpha: float = Field(1.5, ge=0)  # GradNorm's asymmetry alpha (Chen et al. 2018: 1.5 for NYUv2)
+    # Learning rate of the weights GradNorm and FAMO learn beside the model (Adam);
+    # FAMO's paper uses 0.025.
+    weight_lr: float = Field(0.025, gt=0)
+
+    @model_validator(mode="after")
+    def _one_method(self) -> MTLConfig:
+        if self.aggregator is not None and self.weighting is not None:
+            raise ValueError(
+                f"aggregator {self.aggregator!r} and weighting {self.weighting!r}: choose one "
+                "(an aggregator sets the per-output weights of the shared gradient itself)"
+            )
+        return self
+
+
 class TrainConfig(_Section):
     """``dualasr train``: optimisation and batching (one set for every model)."""
 
@@ -159,6 +192,17 @@ class TrainConfig(_Section):
     amp: bool = True  # mixed precision on CUDA (ignored on CPU/MPS)
     num_workers: int = Field(0, ge=0)  # DataLoader workers
     log_every: int = Field(25, ge=1)  # steps between metric rows
+    # Gradient aggregation or loss weighting, DO models only (MTLConfig); None: the plain summed loss.
+    mtl: MTLConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_mtl(self, handler):
+        # Runs trained before train.mtl existed are fingerprinted and checkpointed
+        # without the key: leaving it out when unset keeps them reusable and resumable.
+        out = handler(self)
+        if self.mtl is None:
+            out.pop("mtl", None)
+        return out
 
 
 class DecodeConfig(_Section):
@@ -339,10 +383,16 @@ def train_config(config: Config, lang: str | None, name: str) -> TrainConfig:
     fields = config.train.model_dump()
     if lang in config.study.epochs:
         fields["epochs"] = config.study.epochs[lang]
+    v = variant(config, name)
     try:
-        return TrainConfig(**{**fields, **variant(config, name).train})
+        train = TrainConfig(**{**fields, **v.train})
     except ValidationError as e:
         raise _variant_errors(e, name, "train") from None
+    if train.mtl is not None and v.mode != "do":
+        where = f"study.models.{name}.train.mtl" if "mtl" in v.train else "train.mtl"
+        raise ConfigError(f"{where}: gradient aggregation and loss weighting need the two outputs of a "
+                          f"DO model; {name} is {v.mode.upper()} (set mtl per DO variant)")
+    return train
 
 
 def model_label(config: Config, name: str) -> str:

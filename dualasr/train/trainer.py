@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lhotse import CutSet
+from torchjd.autojac import jac_to_grad, mtl_backward
 from tqdm import tqdm
 
 from dualasr.atomic import atomic_write_text, remove_stale_temporaries
@@ -60,11 +61,12 @@ from dualasr.data.checks import UnusableCutError, record_skipped, within_max_dur
 from dualasr.data.manifest import Skipped, load_manifest, supervision
 from dualasr.device import pick_device
 from dualasr.layout import RunInfo, default_label, write_run_info
-from dualasr.model.asr import build_model
+from dualasr.model.asr import TaskLosses, build_model
 from dualasr.model.checkpoint import MODEL_FILE, CheckpointError, load_checkpoint, save_atomic
 from dualasr.model.config import ModelConfig
 from dualasr.rundir import manifest_stamp, reuse_or_refuse, value_sha256
 from dualasr.train.data import build_tokenizers, make_loader
+from dualasr.train.mtl import all_reduce_mean, make_aggregator, make_weighting
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +324,7 @@ class Step:
         self.backward(loss)
         if i % self.cfg.accum_grad:
             return None
+        stats = {**stats, **self.finish_gradients()}
         self.scaler.unscale_(self.opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         if not _all_finite(grad_norm, self.info):
@@ -332,13 +335,163 @@ class Step:
         self.scaler.update()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
+        self.after_update()
         return stats, float(grad_norm)
+
+    def finish_gradients(self) -> dict[str, float]:
+        """Once the batches of an update are backpropagated: make every
+        parameter's ``.grad`` the update's gradient, identical on every rank
+        (DDP already did); statistics of the step to log."""
+        return {}
+
+    def after_update(self) -> None:
+        """After the optimizer step (what a step learns beside the model)."""
+
+    def end_epoch(self) -> None:
+        """At the end of each epoch."""
+
+    def state(self) -> dict:
+        """What besides the model and optimizer an exact resume needs (tensors and plain data)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Restore what :meth:`state` returned."""
 
     def _skip(self, buffers: list[torch.Tensor], what: str, epoch: int, i: int) -> None:
         self.skipped += 1
         self.opt.zero_grad(set_to_none=True)
         _restore_buffers(self.model, buffers)
         log.warning("non-finite %s at epoch %d batch %d: step skipped (%d so far)", what, epoch, i, self.skipped)
+
+
+def _all_reduce_grads(model: torch.nn.Module, world_size: int) -> None:
+    """Average over the ranks what a backward outside DDP left in the parameters:
+    ``.jac`` (a per-output Jacobian, torchjd) where present, else ``.grad``."""
+    if world_size <= 1:
+        return
+    for p in model.parameters():
+        t = getattr(p, "jac", p.grad)
+        if t is not None:
+            all_reduce_mean(t, world_size)
+
+
+class AggregatedStep(Step):
+    """Jacobian descent on the shared encoder (torchjd, Quinton & Rey 2024):
+    ``mtl_backward`` gives each output's head and decoder its own loss's gradient
+    and stacks the per-output gradients of the shared parameters ``theta`` into a
+    Jacobian ``J = [dL_surface/dtheta; dL_meaning/dtheta]`` (``.jac`` fields), which
+    ``jac_to_grad`` turns into one gradient ``A(J)`` with the configured aggregator.
+
+    Every shared feature tensor of the step is passed as ``features`` (one, or
+    a list when the encoder hands several to the heads).
+
+    torchjd differentiates with ``torch.autograd.grad``, so DDP's all-reduce
+    hooks never fire: the model is called unwrapped, and each rank's
+    Jacobians (and task-specific gradients) are averaged over the ranks before
+    aggregating, so every rank aggregates the Jacobian of the global batch.
+    With gradient accumulation the Jacobians add up over the batches and are
+    aggregated once per update.
+
+    fp16 (CUDA without bf16): the losses are scaled by the GradScaler's ``S``,
+    so the aggregator sees ``S J``; the aggregators offered are positively
+    homogeneous (``A(S J) = S A(J)``), so unscaling the result afterwards gives
+    ``A(J)``. A non-finite Jacobian (an fp16 overflow) is not aggregated (the
+    solvers fail on it): its row sum goes to ``.grad``, non-finite too, and the
+    step is skipped as any other overflow.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.aggregator = make_aggregator(self.cfg.mtl)
+        self._task: TaskLosses | None = None
+
+    def forward(self, feats: torch.Tensor, lens: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            self._task = self.model.task_losses(feats, lens, targets)
+        return sum(self._task.losses.values()), self._task.stats
+
+    def backward(self, loss: torch.Tensor) -> None:
+        t, self._task = self._task, None
+        features = t.features if isinstance(t.features, list) else [t.features]
+        losses = [self.scaler.scale(t.losses[o] / self.cfg.accum_grad) for o in self.model.outputs]
+        mtl_backward(losses, features=features)
+
+    def finish_gradients(self) -> dict[str, float]:
+        _all_reduce_grads(self.model, self.info.world_size)
+        shared = [p for p in self.model.parameters() if hasattr(p, "jac")]
+        if not all(torch.isfinite(p.jac).all() for p in shared):
+            for p in shared:
+                p.grad = p.jac.sum(0)
+                del p.jac
+            return {}
+        weights = jac_to_grad(shared, self.aggregator)
+        if weights is None:  # aggregators that weigh no rows (e.g. PCGrad's projections)
+            return {}
+        return {f"mtl_weight_{o}": float(w) for o, w in zip(self.model.outputs, weights, strict=True)}
+
+    def _skip(self, buffers: list[torch.Tensor], what: str, epoch: int, i: int) -> None:
+        for p in self.model.parameters():
+            if hasattr(p, "jac"):
+                del p.jac
+        super()._skip(buffers, what, epoch, i)
+
+
+class WeightedStep(Step):
+    """The model trained on ``L = sum_o lambda_o L_o`` with weights ``lambda_o``
+    that a :class:`~dualasr.train.mtl.LossWeighting` changes during training
+    (uncertainty, DWA, GradNorm). As in :class:`AggregatedStep` the model is
+    called unwrapped (the weighting needs each output's loss) and the gradients
+    averaged over the ranks here. The weights are logged as ``mtl_weight_<o>``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weighting = make_weighting(self.cfg.mtl, self.model.outputs).to(self.device)
+        self._task: TaskLosses | None = None
+
+    def forward(self, feats: torch.Tensor, lens: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            self._task = self.model.task_losses(feats, lens, targets)
+        return sum(self._task.losses.values()), self._task.stats
+
+    def backward(self, loss: torch.Tensor) -> None:
+        t, self._task = self._task, None
+        features = t.features if isinstance(t.features, list) else [t.features]
+        losses = torch.stack([t.losses[o] for o in self.model.outputs])
+        weighted = self.weighting.loss(losses, features, self.info.world_size)
+        self.scaler.scale(weighted / self.cfg.accum_grad).backward()
+
+    def finish_gradients(self) -> dict[str, float]:
+        _all_reduce_grads(self.model, self.info.world_size)
+        return {f"mtl_weight_{o}": float(w) for o, w in zip(self.model.outputs, self.weighting.weights(), strict=True)}
+
+    def after_update(self) -> None:
+        self.weighting.step(self.info.world_size)
+
+    def end_epoch(self) -> None:
+        self.weighting.end_epoch(self.info.world_size)
+
+    def state(self) -> dict:
+        return self.weighting.state()
+
+    def load_state(self, state: dict) -> None:
+        self.weighting.load_state(state)
+
+    def _skip(self, buffers: list[torch.Tensor], what: str, epoch: int, i: int) -> None:
+        self.weighting.zero_grad(set_to_none=True)  # a skipped batch teaches the weights nothing either
+        super()._skip(buffers, what, epoch, i)
+
+
+def make_step(*args, **kwargs) -> Step:
+    """The :class:`Step` for ``cfg.mtl`` (same arguments as :class:`Step`)."""
+    step = Step(*args, **kwargs)
+    mtl = step.cfg.mtl
+    if mtl is None or (mtl.aggregator is None and mtl.weighting is None):
+        return step
+    if len(step.model.outputs) < 2:
+        raise ValueError(f"train.mtl: gradient aggregation and loss weighting need a DO model; "
+                         f"this model has the one output {step.model.outputs[0]}")
+    return (AggregatedStep if mtl.aggregator else WeightedStep)(*args, **kwargs)
 
 
 def train(
@@ -447,7 +600,9 @@ def train(
     if info.main:
         log.info("%s: %s (%s model), %.2f M parameters, device %s, world %d", out_dir, name, model_cfg.mode,
                  n_params / 1e6, device, info.world_size)  # fmt: skip
-    train_step = Step(model, ddp_model, opt, sched, scaler, train_cfg, info, device, use_amp, amp_dtype, skipped)
+    train_step = make_step(model, ddp_model, opt, sched, scaler, train_cfg, info, device, use_amp, amp_dtype, skipped)
+    if last.exists():
+        train_step.load_state(ckpt.get("mtl", {}))
 
     for epoch in range(start_epoch, train_cfg.epochs + 1):
         train_loader.sampler.set_epoch(epoch)
@@ -470,6 +625,7 @@ def train(
                                                      **{k: v / n_running for k, v in running.items()}})  # fmt: skip
                 running, n_running = {}, 0
         bar.close()
+        train_step.end_epoch()
         dev = validate(ddp_model, dev_loader, device, info)
         history.append({"epoch": epoch, "dev_loss": dev["loss"]})
         metrics.write(epoch, step, "dev", {"seconds": time.time() - t0, "skipped_steps": train_step.skipped, **dev})
@@ -485,7 +641,7 @@ def train(
                 "epoch": epoch, "step": step, "history": history, "skipped_steps": train_step.skipped,
                 "rng": rngs, "model_config": model_cfg.model_dump(), "train_config": train_cfg.model_dump(),
                 "tokenizers": {o: t.to_dict() for o, t in tokenizers.items()},
-                "language": language, "name": name, "label": label,
+                "language": language, "name": name, "label": label, "mtl": train_step.state(),
             }  # fmt: skip
             save_atomic(ckpt, ckpt_dir / f"epoch{epoch}.pt")
             save_atomic(ckpt, last)

@@ -1,0 +1,50 @@
+"""train.mtl under 2-process DDP (Gloo) gives the update of one process on the
+same global batch: torchjd's Jacobians (and the weightings' statistics) are
+averaged over the ranks before they are used."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.train.ddp_mtl_worker import run_steps
+from tests.train.ddp_worker import STEPS, build, global_batch
+from tests.train.test_distributed import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).with_name("ddp_mtl_worker.py")
+
+
+@pytest.mark.parametrize("mtl", [{"aggregator": "upgrad"}, {"weighting": "gradnorm"}], ids=["upgrad", "gradnorm"])
+def test_two_rank_mtl_update_equals_one_process(tiny_config, tmp_path, mtl):
+    # LayerNorm in the convolution module: BatchNorm statistics are per rank.
+    cfg = tiny_config("do", encoder={"conv_norm": "layer"})
+    (tmp_path / "model.json").write_text(cfg.model_dump_json())
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(tmp_path / "model.json"), json.dumps(mtl), str(tmp_path)],
+            cwd=REPO, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for r in range(2)
+    ]
+    errors = [p.communicate(timeout=180)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-2000:] for e in errors)
+
+    model = build(cfg, 0)
+    single = run_steps(model, mtl, [global_batch(s) for s in range(STEPS)])
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for k, w in model.state_dict().items():
+        assert torch.equal(ranks[0]["weights"][k], ranks[1]["weights"][k]), f"{k}: ranks disagree"
+        torch.testing.assert_close(ranks[0]["weights"][k], w, rtol=1e-6, atol=1e-9, msg=k)
+    for step in range(STEPS):  # the per-output weights the method chose: the global batch's
+        for o in ("surface", "meaning"):
+            got = ranks[0]["stats"][step][f"mtl_weight_{o}"]
+            assert got == pytest.approx(single[step][f"mtl_weight_{o}"], rel=1e-5), (step, o)
