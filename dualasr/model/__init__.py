@@ -16,6 +16,7 @@ from .config import (
     DecoderConfig,
     EncoderConfig,
     ModelConfig,
+    SeparationConfig,
     SpecAugConfig,
     preset,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "EncoderOutput",
     "Frontend",
     "ModelConfig",
+    "SeparationConfig",
     "SpecAugConfig",
     "TaskLosses",
     "Targets",

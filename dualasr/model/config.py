@@ -83,6 +83,22 @@ class DecoderConfig(_Strict):
     attn_dropout: float = Field(0.1, ge=0, lt=1)
 
 
+class SeparationConfig(_Strict):
+    """A representation separation penalty between the surface and meaning
+    encoder outputs, added to the loss as ``weight * P``
+    (:func:`dualasr.model.similarity.separation_penalty`).
+
+    kind: ``orthogonality`` (Bousmalis et al. 2016 difference loss on centred,
+    unit-Frobenius-norm features, in [0, 1]) or ``cka`` (debiased linear CKA,
+    Kornblith et al. 2019 with Song et al. 2012's HSIC_1).
+    weight: lambda, required: P is at most 1 while each output's loss is a sum
+    over its tokens per utterance, so a useful lambda depends on the corpus.
+    """
+
+    kind: Literal["orthogonality", "cka"]
+    weight: float = Field(gt=0)
+
+
 class ModelConfig(_Strict):
     """Everything that fixes the architecture and the training loss.
 
@@ -105,6 +121,7 @@ class ModelConfig(_Strict):
     vtlp: float = Field(0.0, ge=0, lt=0.5, description="training-time mel-axis warp by a factor in [1-vtlp, 1+vtlp]")
     weights: dict[str, float] | None = None
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    separation: SeparationConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -126,7 +143,23 @@ class ModelConfig(_Strict):
             if weights.get(f"att_{o}", 0.0) <= 0:
                 raise ValueError(f"weights.att_{o} must be > 0: every output has a decoder")
         self.weights = weights
+        self._check_separation()
         return self
+
+    def _check_separation(self) -> None:
+        """A penalty between two outputs needs two outputs with their own encoder
+        outputs. Task-specific blocks are today's only source of those; the model
+        also refuses, at every step, surface and meaning encoder outputs that are
+        one tensor (:meth:`dualasr.model.asr.DualASR.task_losses`)."""
+        if self.separation is None:
+            return
+        if self.mode != "do":
+            raise ValueError(f"separation needs mode 'do' (two outputs), got mode {self.mode!r}")
+        if self.encoder.task_specific_layers < 1:
+            raise ValueError(
+                "separation needs encoder.task_specific_layers >= 1: without task-specific "
+                "blocks both outputs read the same encoder output and the penalty is constant"
+            )
 
     @property
     def outputs(self) -> tuple[str, ...]:
