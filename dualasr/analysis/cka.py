@@ -31,7 +31,11 @@ For the linear kernel the same values come from feature space (Kornblith et al.'
     debiased: every ||A^T B||_F^2 above becomes
               ||A^T B||_F^2 - n/(n-2) sum_i |a_i|^2 |b_i|^2 + ||A||_F^2 ||B||_F^2 / ((n-1)(n-2))
 
-(the (n-1)^2 and n(n-3) factors cancel in the ratio).
+(the (n-1)^2 and n(n-3) factors cancel in the ratio). These differentiable torch
+formulas live in :mod:`dualasr.model.similarity`, shared with the model's CKA and
+orthogonality separation penalties; `linear_cka` runs them in float64 behind this
+module's checks, and the accumulator combines its streamed sums with the same
+debiasing and ratio.
 
 Streaming
 ---------
@@ -73,6 +77,8 @@ from typing import Literal
 
 import numpy as np
 import torch
+
+from dualasr.model.similarity import cka_ratio, debiased_dot, linear_cka_terms
 
 Array = np.ndarray | torch.Tensor
 Level = Literal["frame", "utterance"]
@@ -168,18 +174,34 @@ def cka(gram_x: Array, gram_y: Array, debiased: bool = True) -> float:
     h_xy = (cx * cy).sum().reshape(1, 1)
     h_xx = _check_self_hsic((cx * cx).sum().reshape(1), (kx * kx).sum().reshape(1), n, "gram_x")
     h_yy = _check_self_hsic((cy * cy).sum().reshape(1), (ky * ky).sum().reshape(1), n, "gram_y")
-    return float(_normalise(h_xy, h_xx, h_yy)[0, 0])
+    return float(cka_ratio(h_xy, h_xx, h_yy)[0, 0])
 
 
 def linear_cka(x: Array, y: Array, debiased: bool = True) -> float:
     """Linear CKA of X (n, d_x) and Y (n, d_y), rows = examples.
 
     The feature-space formulas of the module docstring (Kornblith et al. 2019,
-    ``feature_space_linear_cka``), through `LinearCKAAccumulator`.
+    ``feature_space_linear_cka``) in float64: the same torch code as the model's
+    CKA separation penalty (:func:`dualasr.model.similarity.linear_cka_terms`),
+    with the checks of this module around it.
     """
-    acc = LinearCKAAccumulator(1, 1)
-    acc.update([x], [y])
-    return float(acc.compute(debiased=debiased)[0, 0])
+    x = _as_matrix(x, "x", torch.float64)
+    y = _as_matrix(y, "y", torch.float64).to(x.device)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have the same rows (examples), got {x.shape[0]} and {y.shape[0]}")
+    n = x.shape[0]
+    _check_count(n, debiased)
+    for side, h in (("x", x), ("y", y)):
+        if not torch.isfinite(h).all():
+            raise ValueError(f"{side} has non-finite values")
+        # ||X_c||_F^2 against ||X||_F^2, as the accumulator: a constant has nothing left.
+        if not (h - h.mean(0)).square().sum() > _CONSTANT_RTOL * h.square().sum():
+            raise ValueError(_constant_message(side, n))
+    h_xy, h_xx, h_yy = linear_cka_terms(x, y, debiased)
+    for side, h in (("x", h_xx), ("y", h_yy)):
+        if not h > 0:
+            raise ValueError(_negative_message(side, n))
+    return float(cka_ratio(h_xy, h_xx, h_yy))
 
 
 def rbf_cka(x: Array, y: Array, threshold: float = 1.0, debiased: bool = True) -> float:
@@ -464,7 +486,7 @@ class LinearCKAAccumulator:
                     row_norms = (
                         qq[a] - 4 * ma @ qv[sl] + 2 * mm * q[a] + 4 * ma @ raw @ ma - 3 * n * mm**2
                     )
-                    h = _debias(h, row_norms, total, total, n)
+                    h = debiased_dot(h, row_norms, total, total, n)
                     if not h > 0:
                         raise ValueError(_negative_message(f"{side}[{a}]", n))
                 out.append((float(h), float(total)))
@@ -489,7 +511,7 @@ class LinearCKAAccumulator:
                         + (mb @ mb) * st["q_x"][a]
                         - 3 * n * (ma @ ma) * (mb @ mb)
                     )
-                    h = _debias(h, row_norms, hx[a][1], hy[b][1], n)
+                    h = debiased_dot(h, row_norms, hx[a][1], hy[b][1], n)
                 out[a, b] = float(h) / math.sqrt(hx[a][0] * hy[b][0])
         return out
 
@@ -606,17 +628,6 @@ def _check_self_hsic(h_self: torch.Tensor, raw: torch.Tensor, n: int, side: str)
         if h < 0:
             raise ValueError(_negative_message(f"{side}[{i}]", n))
     return h_self
-
-
-def _normalise(h_xy: torch.Tensor, h_xx: torch.Tensor, h_yy: torch.Tensor) -> torch.Tensor:
-    return h_xy / torch.sqrt(h_xx[:, None] * h_yy[None, :])
-
-
-def _debias(dot: torch.Tensor, row_norms, total_x, total_y, n: int) -> torch.Tensor:
-    """n (n-3) HSIC_1 of centred linear features from ||A^T B||_F^2,
-    sum_i |a_i|^2 |b_i|^2 and ||A||_F^2 ||B||_F^2 (Kornblith et al.'s
-    _debiased_dot_product_similarity_helper)."""
-    return dot - n / (n - 2) * row_norms + total_x * total_y / ((n - 1) * (n - 2))
 
 
 def _constant_message(what: str, n: int) -> str:

@@ -18,6 +18,7 @@ from .config import (
     EncoderConfig,
     HierarchyConfig,
     ModelConfig,
+    SeparationConfig,
     SpecAugConfig,
     preset,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "EncoderOutput",
     "Frontend",
     "ModelConfig",
+    "SeparationConfig",
     "SpecAugConfig",
     "TaskLosses",
     "Targets",

@@ -14,6 +14,10 @@ divided by the batch size; ATT_o is label-smoothed cross-entropy
 (``F.cross_entropy(label_smoothing=eps)``: target ``1 - eps + eps/V``, every other
 class ``eps/V``) summed over tokens and divided by the batch size, as ESPnet's
 default ``length_normalized_loss=False``.
+
+With a ``separation`` section (DO only) the loss gains ``lambda * P``, P a
+separation penalty between the surface and meaning encoder outputs over the
+valid frames of the batch (:func:`~dualasr.model.similarity.separation_penalty`).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import torch.nn.functional as F
 from rapidfuzz.distance import Levenshtein
 from torch import Tensor, nn
 
-from .config import ModelConfig
+from .config import ModelConfig, SeparationConfig
 from .conformer import ConformerEncoder, EncoderOutput
 from .decoder import TransformerDecoder
 from .frontend import Frontend
 from .layers import lengths_to_mask
+from .similarity import separation_penalty
 
 BLANK = 0
 IGNORE_ID = -1
@@ -109,12 +114,16 @@ class TaskLosses:
     shared_features: every tensor through which the losses reach the shared
               parameters (:attr:`EncoderOutput.shared_features`): ``[features]``,
               or ``[h_k, top]`` with a surface head on block ``k``.
+    penalty:  ``lambda * P``, the weighted separation penalty (scalar,
+              undetached), an objective of its own beside the losses; None
+              without a ``separation`` section.
     """
 
     losses: dict[str, Tensor]
     features: Tensor
     stats: dict[str, float]
     shared_features: list[Tensor]
+    penalty: Tensor | None = None
 
 
 class DualASR(nn.Module):
@@ -134,6 +143,7 @@ class DualASR(nn.Module):
         weights: dict[str, float],
         sos_eos: dict[str, int],
         label_smoothing: float = 0.1,
+        separation: SeparationConfig | None = None,
     ):
         super().__init__()
         self.outputs = tuple(decoders)
@@ -146,6 +156,7 @@ class DualASR(nn.Module):
         self.weights = dict(weights)
         self.sos_eos = dict(sos_eos)
         self.label_smoothing = label_smoothing
+        self.separation = separation
 
     def set_cmvn(self, mean: Tensor, std: Tensor) -> None:
         """Global CMVN statistics ``(n_mels,)`` from the training set."""
@@ -185,16 +196,34 @@ class DualASR(nn.Module):
             losses[o] = total
             stats[f"loss_{o}"] = total.detach().item()
         stats["loss"] = sum(stats[f"loss_{o}"] for o in self.outputs)
-        return TaskLosses(losses, enc.shared, stats, enc.shared_features)
+        penalty = self._separation_penalty(enc, stats) if self.separation else None
+        return TaskLosses(losses, enc.shared, stats, enc.shared_features, penalty)
 
     def forward(
         self, feats: Tensor, feat_lens: Tensor, targets: Targets
     ) -> tuple[Tensor, dict[str, float]]:
         """Weighted total loss and stats: ``loss``, ``loss_<o>`` (weighted per
         output), ``loss_ctc_<o>``, ``loss_att_<o>``, ``acc_<o>`` (teacher-forced
-        token accuracy of the decoder)."""
+        token accuracy of the decoder), and with a separation penalty
+        ``penalty_<kind>`` (unweighted P; ``loss`` includes ``lambda * P``)."""
         t = self.task_losses(feats, feat_lens, targets)
-        return sum(t.losses.values()), t.stats
+        loss = sum(t.losses.values())
+        return (loss if t.penalty is None else loss + t.penalty), t.stats
+
+    def _separation_penalty(self, enc: EncoderOutput, stats: dict[str, float]) -> Tensor:
+        """``lambda * P`` between the surface and meaning encoder outputs; adds
+        ``penalty_<kind>`` (P) to ``stats`` and lambda P to ``stats["loss"]``."""
+        h_s, h_m = enc.out["surface"], enc.out["meaning"]
+        if h_s is h_m:  # P would be a constant with a zero gradient: a config mistake
+            raise ValueError(
+                "separation: the surface and meaning encoder outputs are one tensor; "
+                "give each output its own (encoder.task_specific_layers >= 1)"
+            )
+        kind, weight = self.separation.kind, self.separation.weight
+        p = separation_penalty(kind, h_s, h_m, enc.mask)
+        stats[f"penalty_{kind}"] = p.detach().item()
+        stats["loss"] += weight * stats[f"penalty_{kind}"]
+        return weight * p
 
     def _calc_ctc_loss(
         self, enc_out: Tensor, enc_lens: Tensor, ys: Tensor, ys_lens: Tensor, output: str
@@ -267,4 +296,5 @@ def build_model(
         weights=weights,
         sos_eos=sos_eos,
         label_smoothing=cfg.label_smoothing,
+        separation=cfg.separation,
     )

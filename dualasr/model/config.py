@@ -109,6 +109,22 @@ class AdapterConfig(_Strict):
     kind: Literal["bottleneck"] = "bottleneck"
 
 
+class SeparationConfig(_Strict):
+    """A representation separation penalty between the surface and meaning
+    encoder outputs, added to the loss as ``weight * P``
+    (:func:`dualasr.model.similarity.separation_penalty`).
+
+    kind: ``orthogonality`` (Bousmalis et al. 2016 difference loss on centred,
+    unit-Frobenius-norm features, in [0, 1]) or ``cka`` (debiased linear CKA,
+    Kornblith et al. 2019 with Song et al. 2012's HSIC_1).
+    weight: lambda, required: P is at most 1 while each output's loss is a sum
+    over its tokens per utterance, so a useful lambda depends on the corpus.
+    """
+
+    kind: Literal["orthogonality", "cka"]
+    weight: float = Field(gt=0)
+
+
 class ModelConfig(_Strict):
     """Everything that fixes the architecture and the training loss.
 
@@ -133,6 +149,7 @@ class ModelConfig(_Strict):
     hierarchy: HierarchyConfig | None = None
     adapters: AdapterConfig | None = None
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    separation: SeparationConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -155,6 +172,7 @@ class ModelConfig(_Strict):
                 raise ValueError(f"weights.att_{o} must be > 0: every output has a decoder")
         self.weights = weights
         self._check_methods()
+        self._check_separation()
         return self
 
     def _check_methods(self) -> None:
@@ -186,6 +204,27 @@ class ModelConfig(_Strict):
                 )
             if self.hierarchy is not None:
                 raise ValueError("adapters with hierarchy: choose one of the two sections")
+
+
+    def _check_separation(self) -> None:
+        """A penalty between two outputs needs two outputs with their own encoder
+        outputs: task-specific blocks, per-output adapters, or a hierarchy whose
+        surface decoder reads its own block. The model also refuses, at every
+        step, surface and meaning encoder outputs that are one tensor
+        (:meth:`dualasr.model.asr.DualASR.task_losses`)."""
+        if self.separation is None:
+            return
+        if self.mode != "do":
+            raise ValueError(f"separation needs mode 'do' (two outputs), got mode {self.mode!r}")
+        own = (
+            self.encoder.task_specific_layers >= 1 or self.adapters is not None
+            or (self.hierarchy is not None and self.hierarchy.surface_decoder)
+        )  # fmt: skip
+        if not own:
+            raise ValueError(
+                "separation needs encoder.task_specific_layers >= 1, adapters, or hierarchy.surface_decoder: "
+                "otherwise both outputs read the same encoder output and the penalty is constant"
+            )
 
     @property
     def outputs(self) -> tuple[str, ...]:

@@ -412,9 +412,10 @@ class AggregatedStep(Step):
 
     def backward(self, loss: torch.Tensor) -> None:
         t, self._task = self._task, None
-        features = t.features if isinstance(t.features, list) else [t.features]
-        losses = [self.scaler.scale(t.losses[o] / self.cfg.accum_grad) for o in self.model.outputs]
-        mtl_backward(losses, features=features)
+        # A separation penalty is an objective of its own beside the outputs' losses.
+        objectives = [t.losses[o] for o in self.model.outputs] + ([t.penalty] if t.penalty is not None else [])
+        losses = [self.scaler.scale(loss / self.cfg.accum_grad) for loss in objectives]
+        mtl_backward(losses, features=t.shared_features)
 
     def finish_gradients(self) -> dict[str, float]:
         _all_reduce_grads(self.model, self.info.world_size)
@@ -427,7 +428,8 @@ class AggregatedStep(Step):
         weights = jac_to_grad(shared, self.aggregator)
         if weights is None:  # aggregators that weigh no rows (e.g. PCGrad's projections)
             return {}
-        return {f"mtl_weight_{o}": float(w) for o, w in zip(self.model.outputs, weights, strict=True)}
+        names = [*self.model.outputs, "separation"][: len(weights)]
+        return {f"mtl_weight_{o}": float(w) for o, w in zip(names, weights, strict=True)}
 
     def _skip(self, buffers: list[torch.Tensor], what: str, epoch: int, i: int) -> None:
         for p in self.model.parameters():
@@ -456,9 +458,10 @@ class WeightedStep(Step):
 
     def backward(self, loss: torch.Tensor) -> None:
         t, self._task = self._task, None
-        features = t.features if isinstance(t.features, list) else [t.features]
         losses = torch.stack([t.losses[o] for o in self.model.outputs])
-        weighted = self.weighting.loss(losses, features, self.info.world_size)
+        weighted = self.weighting.loss(losses, t.shared_features, self.info.world_size)
+        if t.penalty is not None:  # the separation penalty keeps its own weight (model.separation.weight)
+            weighted = weighted + t.penalty
         self.scaler.scale(weighted / self.cfg.accum_grad).backward()
 
     def finish_gradients(self) -> dict[str, float]:
