@@ -392,7 +392,22 @@ def train_config(config: Config, lang: str | None, name: str) -> TrainConfig:
         where = f"study.models.{name}.train.mtl" if "mtl" in v.train else "train.mtl"
         raise ConfigError(f"{where}: gradient aggregation and loss weighting need the two outputs of a "
                           f"DO model; {name} is {v.mode.upper()} (set mtl per DO variant)")
+    if train.mtl is not None and train.mtl.aggregator is not None:
+        _check_aggregable(model_config(config, name), f"study.models.{name}.train.mtl.aggregator")
     return train
+
+
+def _check_aggregable(model: ModelConfig, where: str) -> None:
+    """torchjd's ``mtl_backward`` needs every parameter to be either shared (reached
+    through the shared features) or one objective's own. A separation penalty
+    reaches both outputs' branches, and self-conditioning feeds the surface CTC
+    head into the shared upper blocks: neither fits, so they are refused."""
+    if model.separation is not None:
+        raise ConfigError(f"{where}: gradient aggregation with model.separation: the penalty depends on both "
+                          "outputs' own parameters; use loss weighting or no aggregation with it")
+    if model.hierarchy is not None and model.hierarchy.self_condition:
+        raise ConfigError(f"{where}: gradient aggregation with hierarchy.self_condition: the surface CTC head "
+                          "then feeds the shared blocks; use a hierarchy without self-conditioning")
 
 
 def model_label(config: Config, name: str) -> str:

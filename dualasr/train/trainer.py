@@ -412,9 +412,8 @@ class AggregatedStep(Step):
 
     def backward(self, loss: torch.Tensor) -> None:
         t, self._task = self._task, None
-        # A separation penalty is an objective of its own beside the outputs' losses.
-        objectives = [t.losses[o] for o in self.model.outputs] + ([t.penalty] if t.penalty is not None else [])
-        losses = [self.scaler.scale(loss / self.cfg.accum_grad) for loss in objectives]
+        # Config refuses a separation penalty here (config._check_aggregable).
+        losses = [self.scaler.scale(t.losses[o] / self.cfg.accum_grad) for o in self.model.outputs]
         mtl_backward(losses, features=t.shared_features)
 
     def finish_gradients(self) -> dict[str, float]:
@@ -428,8 +427,7 @@ class AggregatedStep(Step):
         weights = jac_to_grad(shared, self.aggregator)
         if weights is None:  # aggregators that weigh no rows (e.g. PCGrad's projections)
             return {}
-        names = [*self.model.outputs, "separation"][: len(weights)]
-        return {f"mtl_weight_{o}": float(w) for o, w in zip(names, weights, strict=True)}
+        return {f"mtl_weight_{o}": float(w) for o, w in zip(self.model.outputs, weights, strict=True)}
 
     def _skip(self, buffers: list[torch.Tensor], what: str, epoch: int, i: int) -> None:
         for p in self.model.parameters():

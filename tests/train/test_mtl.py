@@ -153,3 +153,49 @@ def test_config_error_is_a_config_error_class():
     cfg = Config.model_validate({})
     with pytest.raises(ConfigError):
         train_config(cfg.model_copy(update={"train": cfg.train.model_copy(update={"mtl": MTLConfig(aggregator="mgda")})}), None, "sso")
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"hierarchy": {"surface_layer": 1}},  # two shared feature tensors
+        {"encoder": {"task_specific_layers": 1}},
+    ],
+    ids=["hierarchy", "branches"],
+)
+def test_sum_aggregation_of_a_method_equals_its_plain_backward(method):
+    """Summing the rows of the shared Jacobian gives the plain backward of
+    ``sum_o L_o``: with a surface head on an intermediate block (two shared
+    feature tensors) no gradient path is counted twice."""
+    feats, lens, targets = double_batch()
+
+    def model():
+        torch.manual_seed(0)
+        return build_model(_tiny_config("do", **method), VOCAB).double()
+
+    plain, aggregated = model(), model()
+    loss, _ = plain(feats, lens, targets)
+    loss.backward()
+    step = tiny_step(aggregated, {"aggregator": "sum"})
+    step.backward(step.forward(feats, lens, targets)[0])
+    step.finish_gradients()
+    for (name, p), q in zip(aggregated.named_parameters(), plain.parameters(), strict=True):
+        if q.grad is None:
+            assert p.grad is None or not p.grad.any(), name
+            continue
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-8, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"encoder": {"task_specific_layers": 1}, "separation": {"kind": "cka", "weight": 1.0}}, "with model.separation"),
+        ({"hierarchy": {"surface_layer": 1, "self_condition": True}}, "with hierarchy.self_condition"),
+    ],
+)
+def test_aggregation_refuses_methods_whose_parameters_are_neither_shared_nor_one_tasks(model, message):
+    # Validated when the config loads, as every variant is.
+    with pytest.raises(ValueError, match=rf"study.models.do_x.train.mtl.aggregator: gradient aggregation {message}"):
+        Config(study={"models": {"do_x": {"mode": "do", "model": model, "train": {"mtl": {"aggregator": "upgrad"}}}}})
+    weighted = Config(study={"models": {"do_x": {"mode": "do", "model": model, "train": {"mtl": {"weighting": "uncertainty"}}}}})
+    assert train_config(weighted, "en", "do_x").mtl.weighting == "uncertainty"  # weighting handles both
