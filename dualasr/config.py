@@ -31,7 +31,10 @@ from dualasr.model.config import MODE_OUTPUTS, PRESETS, LMConfig, Mode, ModelCon
 from dualasr.reference import REFERENCE_ED_SHARES
 
 Language = Literal["en", "ko"]
-Split = Literal["train", "dev", "test"]
+# ``test``: the one test split of a corpus without a prompt pool; ``test_seen`` /
+# ``test_unseen``: the two test regimes of a corpus read from a prompt pool
+# (synth.prompts; the layout is in dualasr.layout.test_splits).
+Split = Literal["train", "dev", "test", "test_seen", "test_unseen"]
 # A count for every language, or one per language. The discriminator keeps
 # validation errors to the form given (no message about the other form).
 _Count = Annotated[int, Field(ge=0)]
@@ -40,6 +43,8 @@ _SentenceCount = Annotated[
     Discriminator(lambda v: "per-language" if isinstance(v, dict) else "count"),
 ]
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
+#: The test splits of a synthetic corpus read from a prompt pool.
+POOL_TEST_SPLITS: tuple[str, ...] = ("test_seen", "test_unseen")
 
 
 
@@ -55,14 +60,32 @@ class SynthConfig(_Section):
     """``dualasr synth``: the embedded synthetic L2 corpus."""
 
     languages: list[Language] = ["en", "ko"]
-    # Distinct meaning sentences per split, for every language or per language
-    # ({train: {en: 6000, ko: 3000}}); test sentences are disjoint from train and dev ones.
+    # Utterances per split, for every language or per language
+    # ({train: {en: 6000, ko: 3000}}). Without ``prompts`` every utterance reads
+    # its own sentence (splits train, dev, test; test sentences are disjoint
+    # from train and dev ones). With ``prompts`` the test splits are
+    # ``test_seen`` and/or ``test_unseen`` instead of ``test`` (see ``prompts``).
     sentences: dict[Split, _SentenceCount] = {"train": 3000, "dev": 300, "test": 400}
+    # The read-speech regime of AI Hub's read-aloud sets and L2-ARCTIC: distinct
+    # meaning sentences (prompts) the ``sentences.train`` training utterances
+    # are read from, for every language or per language (e.g. 6,000 utterances
+    # over 1,500 prompts: each prompt read about 4 times). Every reading has its
+    # own voice, rate, noise and its own L2 errors drawn for its ED bin, so one
+    # prompt read twice usually gives two surfaces. ``test_seen``: training
+    # prompts read by held-out voices; ``test_unseen``: sentences never in
+    # training, one reading each. Unset (null): one sentence per utterance.
+    prompts: _SentenceCount | None = None
+    # With ``prompts``: what the dev split (model selection: dev loss picks the
+    # averaged checkpoints) reads, ``seen`` = training prompts like test_seen,
+    # ``unseen`` = new sentences like test_unseen. Unseen favours no memorised
+    # prompt, so it is the default.
+    dev_regime: Literal["seen", "unseen"] = "unseen"
     # Share of utterances per ED bin (0, 1-3, 4-10, >10), per language.
     ed_shares: dict[Language, list[float]] = Field(default_factory=lambda: dict(REFERENCE_ED_SHARES))
     # Voices (ids from `dualasr synth --list-voices`) held out of training:
     # dev and test speakers are unseen in training. Every other installed voice
-    # of the language is a training voice.
+    # of the language is a training voice. The ``test`` voices read every test
+    # split (test, or test_seen and test_unseen).
     heldout_voices: dict[Language, dict[Literal["dev", "test"], list[str]]] = {}
     rate: tuple[float, float] = (0.85, 1.2)  # speaking-rate factor range
     pitch: tuple[float, float] = (0.85, 1.2)  # pitch factor range
@@ -76,8 +99,17 @@ class SynthConfig(_Section):
     workers: int = Field(0, ge=0)  # 0 = one per CPU core
 
     def sentence_counts(self, language: str) -> dict[str, int]:
-        """Sentences per split for ``language``."""
-        return {s: n[language] if isinstance(n, dict) else n for s, n in self.sentences.items()}
+        """Utterances per split for ``language``, in :meth:`splits` order."""
+        return {s: n[language] if isinstance(n := self.sentences[s], dict) else n for s in self.splits()}
+
+    def prompt_count(self, language: str) -> int | None:
+        """Distinct training prompts of ``language``; None without a prompt pool."""
+        return self.prompts[language] if isinstance(self.prompts, dict) else self.prompts
+
+    def splits(self) -> tuple[str, ...]:
+        """The splits the corpus has: train, dev, then its test splits."""
+        tests = POOL_TEST_SPLITS if self.prompts is not None else ("test",)
+        return ("train", "dev", *(s for s in tests if s in self.sentences))
 
     @field_validator("ed_shares")
     @classmethod
@@ -94,13 +126,36 @@ class SynthConfig(_Section):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: lower bound {lo} > upper bound {hi}")
-        for split in SPLITS:
+        if self.prompts is None:
+            required, allowed = SPLITS, SPLITS
+            why = "give train, dev and test"
+        else:
+            required, allowed = ("train", "dev"), ("train", "dev", *POOL_TEST_SPLITS)
+            why = "give train, dev and test_seen and/or test_unseen"
+        for split in self.sentences:
+            if split not in allowed:
+                pool = "without" if self.prompts is None else "with"
+                raise ValueError(f"sentences.{split}: not a split of a corpus {pool} synth.prompts ({why})")
+        if self.prompts is not None and not any(s in self.sentences for s in POOL_TEST_SPLITS):
+            raise ValueError(f"sentences: no test split ({why})")
+        for split in required:
             if split not in self.sentences:
-                raise ValueError(f"sentences.{split}: missing (give train, dev and test)")
-            if isinstance(n := self.sentences[split], dict):
+                raise ValueError(f"sentences.{split}: missing ({why})")
+        for split, n in self.sentences.items():
+            if isinstance(n, dict):
                 for lang in self.languages:
                     if lang not in n:
                         raise ValueError(f"sentences.{split}.{lang}: missing (synth.languages has {lang})")
+        if self.prompts is not None:
+            for lang in self.languages:
+                if isinstance(self.prompts, dict) and lang not in self.prompts:
+                    raise ValueError(f"prompts.{lang}: missing (synth.languages has {lang})")
+                p, n = self.prompt_count(lang), self.sentence_counts(lang)["train"]
+                if not 1 <= p <= n:
+                    raise ValueError(
+                        f"prompts.{lang}: {p} prompts for {n} training utterances (sentences.train); "
+                        "each prompt is read at least once, so 1 <= prompts <= sentences.train"
+                    )
         if not 0.5 <= self.speed[0] <= self.speed[1] <= 2.0:
             raise ValueError(f"speed: factors must lie in [0.5, 2], got {list(self.speed)}")
         return self

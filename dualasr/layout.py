@@ -7,6 +7,10 @@ Layout of a study directory ``DIR``::
     DIR/corpora.json                        language -> corpus directory (corpus stage)
     DIR/exp/<lang>/<name>/seed<k>/          one run: run.json, model.pt, hyps_<split>.jsonl, ...
 
+A corpus directory holds ``cuts_<split>.jsonl.gz`` for ``train``, ``dev`` and
+one or more test splits (:func:`test_splits`); every test split is decoded
+into a run's ``hyps_<split>.jsonl`` and scored on its own.
+
 ``<name>`` is the variant's name in ``study.models`` (``sso``, ``mso``, ``do``,
 ``do_split2``, ...); a run whose ``run.json`` names another variant, language
 or seed than its folder is an error naming both, so a renamed folder cannot
@@ -66,6 +70,33 @@ def run_dir(study_dir: str | Path, language: str, name: str, seed: int) -> Path:
 def hyps_name(split: str) -> str:
     """File name of a run's decoded hypotheses of ``split``: ``hyps_<split>.jsonl``."""
     return f"hyps_{split}.jsonl"
+
+
+#: The splits every corpus has besides its test splits.
+TRAIN_SPLITS: tuple[str, ...] = ("train", "dev")
+_TEST_MANIFEST = re.compile(r"cuts_(test(?:_\w+)?)\.jsonl\.gz")
+_HYPS = re.compile(r"hyps_(\w+)\.jsonl")
+
+
+def test_splits(corpus_dir: str | Path) -> tuple[str, ...]:
+    """The test splits of a corpus directory, sorted: one per ``cuts_test*.jsonl.gz``
+    (``test`` for a prepared corpus or a synthetic one without a prompt pool;
+    ``test_seen`` and/or ``test_unseen`` for one read from a prompt pool)."""
+    d = Path(corpus_dir)
+    found = (m.group(1) for p in d.glob("cuts_test*.jsonl.gz") if (m := _TEST_MANIFEST.fullmatch(p.name)))
+    return tuple(sorted(found))
+
+
+def manifest_path(corpus_dir: str | Path, split: str) -> Path:
+    """``<corpus_dir>/cuts_<split>.jsonl.gz``: the manifest of ``split``."""
+    return Path(corpus_dir) / f"cuts_{split}.jsonl.gz"
+
+
+def analysis_split(splits: Sequence[str]) -> str:
+    """The test split the CKA analysis runs on: ``test_unseen`` when the corpus
+    has it (representations of sentences no decoder has been trained on, as
+    with a corpus without a prompt pool), else the first of ``splits``."""
+    return "test_unseen" if "test_unseen" in splits else sorted(splits)[0]
 
 
 _SEED_DIR = re.compile(r"seed(\d+)")
@@ -164,6 +195,10 @@ class Run:
     def hyps(self, split: str = "test") -> Path:
         """The run's hypotheses file of ``split``."""
         return self.dir / hyps_name(split)
+
+    def decoded_splits(self) -> tuple[str, ...]:
+        """The splits the run has hypotheses of (``hyps_<split>.jsonl``), sorted."""
+        return tuple(sorted(m.group(1) for p in self.dir.glob("hyps_*.jsonl") if (m := _HYPS.fullmatch(p.name))))
 
 
 def discover_runs(exp_dir: str | Path, languages: Iterable[str] | None = None) -> list[Run]:

@@ -9,10 +9,10 @@ Layout of ``DIR``::
     data/<lang>/cuts_<split>.jsonl.gz      corpus manifests (synth; or a prepared corpus's)
     data/<lang>/fbank/                     cached features + CMVN
     exp/<lang>/<model>/seed<k>/            one trained variant of study.models: model.pt, run.json,
-                                           metrics.csv, tokens_*.json, hyps_test.jsonl, *.trn
+                                           metrics.csv, tokens_*.json, hyps_<split>.jsonl, *.trn
     lm/<lang>/<output>/lm.pt               language models fused in decoding (decode.lm_weight)
     tables/corpus.csv|md                   Table 1 (corpus statistics)
-    tables/cer.*, tables/ed_gap.*          Table 2 and the ED-gap table (Figure 2)
+    tables/cer.*, tables/ed_gap.*          Table 2 and the ED-gap table (Figure 2), per test split
     tables/mdd_<lang>_<model>_seed<k>.*    MDD, for phone-annotated corpora
     figures/ed_gap.png
     tables/cka_encoder.*, tables/cka_decoder.*, tables/entanglement.*
@@ -45,7 +45,7 @@ from dualasr.data.features import compute_features
 from dualasr.data.manifest import ManifestError
 from dualasr.data.stats import corpus_stats, format_table, write_stats
 from dualasr.data.synth.corpus import build_corpus, describe
-from dualasr.layout import CORPORA_FILE, read_corpora
+from dualasr.layout import CORPORA_FILE, TRAIN_SPLITS, manifest_path, read_corpora, test_splits
 from dualasr.rundir import locked
 
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
@@ -56,9 +56,11 @@ def corpus_dirs(config: Config, out: Path, allow_fewer_voices: bool, progress: b
     synthetic corpus built under ``out/data``."""
     if config.data.corpora:
         for lang, d in config.data.corpora.items():
-            missing = [s for s in ("train", "dev", "test") if not (Path(d) / f"cuts_{s}.jsonl.gz").exists()]
+            missing = [s for s in TRAIN_SPLITS if not manifest_path(d, s).exists()]
             if missing:
                 raise ManifestError(f"data.corpora.{lang}: {d} lacks cuts_{{{','.join(missing)}}}.jsonl.gz")
+            if not test_splits(d):
+                raise ManifestError(f"data.corpora.{lang}: {d} has no test split (cuts_test*.jsonl.gz)")
         return {lang: Path(d) for lang, d in config.data.corpora.items()}
     for report in build_corpus(config, out / "data", allow_fewer_voices=allow_fewer_voices, progress=progress):
         echo(describe(report))
@@ -74,7 +76,7 @@ def run_study(
     until: str = STAGES[-1],
 ) -> Path:
     """Corpus, statistics, then per language and seed: train every variant of ``study.models``, decode
-    the test set; then score (with MDD for phone-annotated corpora); then analyze
+    each test split; then score (with MDD for phone-annotated corpora); then analyze
     (layer-wise CKA, entanglement index); then the report. ``until`` names the last stage
     (:data:`STAGES`): ``"corpus"`` stops after the corpus and its statistics,
     ``"score"`` before the analysis, ``"analyze"`` before the report
@@ -95,12 +97,14 @@ def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bo
     if until == "corpus":
         return out
 
-    fbanks = {lang: compute_features(data_dir, progress=progress, skip_invalid=config.data.skip_invalid)
+    tests = {lang: test_splits(data_dir) for lang, data_dir in data.items()}
+    fbanks = {lang: compute_features(data_dir, (*TRAIN_SPLITS, *tests[lang]), progress=progress,
+                                     skip_invalid=config.data.skip_invalid)
               for lang, data_dir in data.items()}  # fmt: skip
     train_seconds = {lang: stats[lang].seconds["train"] for lang in data if lang in stats}
     lms = lm_jobs(config, out, fbanks)
     run_model_jobs(lms, config, progress, echo)
-    run_model_jobs(model_jobs(config, out, fbanks, train_seconds, lms), config, progress, echo)
+    run_model_jobs(model_jobs(config, out, fbanks, train_seconds, lms, tests), config, progress, echo)
 
     for path in score_all(out, bootstrap=1000, seed=config.seed, divergence_unit=config.text.divergence_unit):
         if path.suffix == ".md":
@@ -124,7 +128,7 @@ def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bo
 
 @dataclass(frozen=True)
 class ModelJob:
-    """Train one model of the study and decode its test set."""
+    """Train one model of the study and decode each of its test splits."""
 
     lang: str
     seed: int  # the study seed (the model trains from model_seed(seed, name))
@@ -132,6 +136,7 @@ class ModelJob:
     fbank: Path  # the language's feature directory
     exp: Path
     lms: tuple[tuple[str, Path], ...] = ()  # (output, lm.pt) fused in decoding
+    test_splits: tuple[str, ...] = ("test",)  # decoded, each into hyps_<split>.jsonl
 
     @property
     def label(self) -> str:
@@ -168,16 +173,18 @@ def lm_jobs(config: Config, out: Path, fbanks: dict[str, Path]) -> list[LMJob]:
 
 def model_jobs(
     config: Config, out: Path, fbanks: dict[str, Path], train_seconds: dict[str, float],
-    lms: list[LMJob] = (),
+    lms: list[LMJob] = (), tests: dict[str, tuple[str, ...]] | None = None,
 ) -> list[ModelJob]:  # fmt: skip
     """Every language x seed x variant of the study, longest first (by training
     audio x epochs, then dual-output with two decoders before SO), so that with
     several jobs at once the last to finish is a short one. ``train_seconds``:
     training audio per language, from the corpus statistics (Table 1); ``lms``:
-    the language models each language's decoding fuses."""
+    the language models each language's decoding fuses; ``tests``: each
+    language's test splits (default: ``test``)."""
     fused = {lang: tuple((j.output, j.path) for j in lms if j.lang == lang) for lang in fbanks}
     jobs = [
-        ModelJob(lang, seed, name, fbank, out / "exp" / lang / name / f"seed{seed}", fused[lang])
+        ModelJob(lang, seed, name, fbank, out / "exp" / lang / name / f"seed{seed}", fused[lang],
+                 (tests or {}).get(lang, ("test",)))  # fmt: skip
         for lang, fbank in fbanks.items()
         for seed in config.study.seeds
         for name in config.study.models
@@ -228,7 +235,7 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
     from dualasr.train.trainer import train
 
     _worker_setup(job.label, threads)
-    outputs = (job.exp / MODEL_FILE, hyps_file(job.exp, "test"))
+    outputs = (job.exp / MODEL_FILE, *(hyps_file(job.exp, split) for split in job.test_splits))
     before = _mtimes(outputs)
     start = time.monotonic()
     try:
@@ -239,8 +246,9 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
                 job.fbank / "dev.jsonl.gz", cmvn, job.exp, seed=job.seed, text=config.text,
                 progress=progress, data=config.data, name=job.name, label=model_label(config, job.name),
             )  # fmt: skip
-            decode(model, job.fbank / "test.jsonl.gz", job.exp, config.decode, progress=progress, lms=dict(job.lms),
-                   data=config.data)  # fmt: skip
+            for split in job.test_splits:
+                decode(model, job.fbank / f"{split}.jsonl.gz", job.exp, config.decode, split=split,
+                       progress=progress, lms=dict(job.lms), data=config.data)  # fmt: skip
     except Exception as e:
         e.add_note(f"in study job {job.label} ({job.exp})")
         raise
@@ -336,12 +344,14 @@ def score_all(
     out: Path, bootstrap: int = 1000, seed: int = 0, divergence_unit: str = "char", mdd: bool = True
 ) -> list[Path]:
     """The score stage: error-rate and ED-gap tables, and MDD tables where the
-    test set is phone-annotated. Test manifests come from ``corpora.json``."""
+    test set is phone-annotated, for every test split of every language.
+    Test manifests come from ``corpora.json``."""
     from dualasr.score.mdd import score_study_mdd
     from dualasr.score.study import score_study
 
     out = Path(out)
-    manifests = {lang: Path(d) / "cuts_test.jsonl.gz" for lang, d in read_corpora(out).items()}
+    manifests = {lang: {split: manifest_path(d, split) for split in test_splits(d)}
+                 for lang, d in read_corpora(out).items()}  # fmt: skip
     result = score_study(
         out, bootstrap=bootstrap, seed=seed, hyps_dir=out / "exp", manifests=manifests,
         divergence_unit=divergence_unit,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from dualasr.config import load_config
+from dualasr.config import SynthConfig, load_config
 from dualasr.data.manifest import load_manifest, supervision
 from dualasr.layout import read_run_info
 from dualasr.study import run_study
@@ -26,33 +27,43 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     cfg = load_config(CONF / "smoke.yaml")
     lines: list[str] = []
     out = run_study(cfg, tmp_path / "study", progress=False, echo=lines.append)
+    splits = ("test_seen", "test_unseen")
     for lang in ("en", "ko"):
+        # The read-speech regime: test_seen reads training prompts, test_unseen never does.
+        meanings = {s: {supervision(c).custom["meaning"] for c in load_manifest(out / "data" / lang / f"cuts_{s}.jsonl.gz")}
+                    for s in ("train", *splits)}  # fmt: skip
+        assert len(meanings["train"]) == 30 and meanings["test_seen"] <= meanings["train"]
+        assert not meanings["test_unseen"] & meanings["train"]
         for model in ("sso", "mso", "do"):
             run = out / "exp" / lang / model / "seed0"
-            assert (run / "model.pt").exists() and (run / "hyps_test.jsonl").exists()
-            assert (run / "hyp_surface_test.trn").exists() == (model != "mso")
-            decoded = json.loads((run / "decode_test.json").read_text())
+            assert (run / "model.pt").exists() and all((run / f"hyps_{s}.jsonl").exists() for s in splits)
+            assert (run / "hyp_surface_test_seen.trn").exists() == (model != "mso")
+            decoded = json.loads((run / "decode_test_unseen.json").read_text())
             # The meaning LM of the language is fused wherever there is a meaning output.
             lm = out / "lm" / lang / "meaning" / "lm.pt"
             assert decoded["lms"] == ({} if model == "sso" else {"meaning": str(lm)})
         assert (out / "lm" / lang / "meaning" / "lm.pt").exists() and not (out / "lm" / lang / "surface").exists()
     with open(out / "tables" / "cer.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {"language", "model", "output", "cer", "wer", "reference_cer"} <= set(rows[0])
-    cells = {(r["language"], r["model"], r["output"]) for r in rows}
-    assert {("en", "do", "surface"), ("en", "do", "meaning"), ("ko", "sso", "surface"), ("ko", "mso", "meaning")} <= cells
+    assert {"split", "language", "model", "output", "cer", "wer", "reference_cer"} <= set(rows[0])
+    cells = {(r["split"], r["language"], r["model"], r["output"]) for r in rows}
+    for split in splits:
+        assert {(split, "en", "do", "surface"), (split, "en", "do", "meaning"), (split, "ko", "sso", "surface"),
+                (split, "ko", "mso", "meaning")} <= cells  # fmt: skip
     with open(out / "tables" / "ed_gap.csv") as f:
         gaps = list(csv.DictReader(f))
     assert {"ed_bin", "gap", "ci_low", "ci_high", "spearman_rho"} <= set(gaps[0])
     assert {g["ed_bin"] for g in gaps} == {"0", "1-3", "4-10", ">10", "all"}
+    assert {(g["split"], g["language"], g["output"]) for g in gaps if g["model"] == "do"} == {
+        (s, lang, o) for s in splits for lang in ("en", "ko") for o in ("surface", "meaning")}
     assert (out / "figures" / "ed_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(out / "tables" / "cer_by_speaker.csv") as f:
         by_speaker = list(csv.DictReader(f))
-    for lang in ("en", "ko"):
-        test_voices = {supervision(c).speaker for c in load_manifest(out / "data" / lang / "cuts_test.jsonl.gz")}
+    for lang, split in ((lang, s) for lang in ("en", "ko") for s in splits):
+        test_voices = {supervision(c).speaker for c in load_manifest(out / "data" / lang / f"cuts_{split}.jsonl.gz")}
         assert test_voices <= set(cfg.synth.heldout_voices[lang]["test"])
         for model, output in (("sso", "surface"), ("do", "meaning")):
-            rows = [r for r in by_speaker if (r["language"], r["model"], r["output"]) == (lang, model, output)]
+            rows = [r for r in by_speaker if (r["split"], r["language"], r["model"], r["output"]) == (split, lang, model, output)]
             assert {r["speaker"] for r in rows} == test_voices and all(r["cer"] for r in rows)
     with open(out / "tables" / "cka_decoder.csv") as f:
         cka = {(r["lang"], r["pair"]) for r in csv.DictReader(f)}
@@ -65,9 +76,10 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     for lang in ("en", "ko"):
         for name, label in variants.items():
             for output, so in (("surface", "sso"), ("meaning", "mso")):
-                (cer,) = [r for r in rows_of(out / "tables" / "cer.csv") if (r["language"], r["model"], r["output"]) == (lang, name, output)]
+                key = ("test_seen", lang, name, output)
+                (cer,) = [r for r in rows_of(out / "tables" / "cer.csv") if (r["split"], r["language"], r["model"], r["output"]) == key]
                 assert (cer["label"], cer["baseline"]) == (label, so) and cer["cer"]
-                (gap,) = [g for g in gaps if (g["language"], g["model"], g["output"], g["ed_bin"]) == (lang, name, output, "all")]
+                (gap,) = [g for g in gaps if (g["split"], g["language"], g["model"], g["output"], g["ed_bin"]) == (*key, "all")]
                 assert (gap["label"], gap["baseline"]) == (label, so)
                 assert float(gap["gap"]) == pytest.approx(float(cer["cer"]) - float(gap["cer_so"]), abs=1e-3)
                 assert any((r["language"], r["model"], r["label"]) == (lang, name, label) for r in by_speaker)
@@ -79,6 +91,10 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     report = (out / "report.html").read_text()
     assert all(label in report for label in ("do_split", "DO (w)"))
     assert "Error rates (Table 2)" in report and report.count('src="data:image/png;base64,') >= 2
+    # Both test splits side by side, and whether each gap keeps its sign across them.
+    assert all(f"en meaning CER {s}" in report and f"en meaning {s}" in report for s in splits)
+    assert re.search(r"In en meaning, DO − MSO has (the same sign|a different sign) on (every|per) test split", report)
+    assert "test\\_seen | test\\_unseen" in (out / "tables" / "corpus.md").read_text()
     assert (out / "report.md").exists() and lines[-1] == f"report: {out / 'report.html'}"
     assert "| en |" in (out / "tables" / "corpus.md").read_text()
     # A re-run skips every finished stage: no model is retrained.
@@ -93,7 +109,8 @@ def test_smoke_study_produces_documented_tables(tmp_path):
 
 def test_until_corpus_stops_before_training(tmp_path):
     cfg = load_config(CONF / "smoke.yaml")
-    synth = cfg.synth.model_copy(update={"languages": ["en"], "sentences": {"train": 6, "dev": 2, "test": 2}})
+    sentences = {"train": 6, "dev": 2, "test_seen": 2, "test_unseen": 2}
+    synth = SynthConfig(**{**cfg.synth.model_dump(), "languages": ["en"], "sentences": sentences, "prompts": 3})
     cfg = cfg.model_copy(update={"synth": synth})
     out = run_study(cfg, tmp_path / "s", progress=False, echo=lambda s: None, until="corpus")
     assert (out / "data" / "en" / "cuts_train.jsonl.gz").exists()

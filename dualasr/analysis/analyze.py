@@ -104,7 +104,17 @@ from dualasr.analysis.capture import capture_batches
 from dualasr.analysis.cka import LinearCKAAccumulator
 from dualasr.atomic import atomic_write_text, save_figure
 from dualasr.data.manifest import ManifestError
-from dualasr.layout import EXP_DIR, LayoutError, RunInfo, baseline_of, discover_runs, read_corpora
+from dualasr.layout import (
+    EXP_DIR,
+    LayoutError,
+    RunInfo,
+    analysis_split,
+    baseline_of,
+    discover_runs,
+    manifest_path,
+    read_corpora,
+    test_splits,
+)  # fmt: skip
 from dualasr.reference import CITATION, REFERENCE_LAYERS, reference_cka
 from dualasr.score.rates import fmt_number, fmt_rate, mean_std, notes_markdown
 from dualasr.tables import Table, markdown
@@ -375,7 +385,9 @@ def analyze_study(
             notes.append(f"{lang}: no trained model under {out / EXP_DIR / lang}; language skipped")
             missing += [f"{lang}/{m}" for m in want_models]
             continue
-        manifest = Path(corpus) / "fbank" / "test.jsonl.gz"
+        # One test split per language: CKA compares the models, not the data regimes.
+        split = analysis_split(test_splits(corpus) or ("test",))
+        manifest = Path(corpus) / "fbank" / f"{split}.jsonl.gz"
         for seed in want_seeds:
             runs = {}
             for m in want_models:
@@ -388,9 +400,9 @@ def analyze_study(
                 notes.append(f"{lang} seed{seed}: fewer than two models and no dual-output model; nothing to compare")
                 continue
             if not manifest.exists():
-                if not (Path(corpus) / "cuts_test.jsonl.gz").exists():
-                    raise ManifestError(f"{corpus}: no cuts_test.jsonl.gz to analyse ({lang})")
-                compute_features(corpus, splits=("test",), progress=False)
+                if not manifest_path(corpus, split).exists():
+                    raise ManifestError(f"{corpus}: no cuts_{split}.jsonl.gz to analyse ({lang})")
+                compute_features(corpus, splits=(split,), progress=False)
             t0 = time.perf_counter()
             result, cached = _cached_run(
                 out / "analysis" / lang / f"seed{seed}.json",
@@ -539,7 +551,7 @@ def intro(kind: str, rows: Sequence[dict]) -> str:
     )  # fmt: skip
     spread = "mean ± sample std over seeds" if len(seeds) > 1 else "one seed"
     return (
-        f"Linear CKA ({est}), {level}; test set; {spread} (seeds: {', '.join(map(str, seeds))}). "
+        f"Linear CKA ({est}), {level}; test set (test_unseen where the corpus has test_seen and test_unseen); {spread} (seeds: {', '.join(map(str, seeds))}). "
         f"Layer 0 = the first block's output. *reference study*: {CITATION}, where stated "
         "(secondary sources; shown only for models of the reference depth)."
     )

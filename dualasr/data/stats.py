@@ -21,7 +21,8 @@ from dualasr.data.manifest import ManifestError, cut_divergence, load_manifest, 
 from dualasr.tables import Table, markdown
 from dualasr.text.divergence import ED_BIN_LABELS, ed_bin
 
-SPLIT_ORDER = ("train", "dev", "test")
+# Table 1's columns: any other split (another test regime) follows these.
+SPLIT_ORDER = ("train", "dev", "test", "test_seen", "test_unseen")
 
 
 @dataclass

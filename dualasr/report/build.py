@@ -34,7 +34,7 @@ from dualasr.analysis.analyze import (
 )
 from dualasr.atomic import atomic_write_text
 from dualasr.data.stats import STATS_COLUMNS, corpus_table, read_stats_csv
-from dualasr.layout import EXP_DIR
+from dualasr.layout import EXP_DIR, discover_runs
 from dualasr.reference import CITATION, REFERENCE_CORPUS, REFERENCE_ED_SHARES
 from dualasr.report import findings as fnd
 from dualasr.report.figures import plot_training
@@ -42,7 +42,6 @@ from dualasr.report.inputs import ReportError, read_cka, read_csv, read_training
 from dualasr.score.ed_gap import GAP_COLUMNS, GAPS_INTRO, gap_row, gap_table
 from dualasr.score.rates import RATE_COLUMNS, RATES_INTRO, rate_row, rate_tables, read_notes
 from dualasr.score.speakers import SPEAKER_COLUMNS, speaker_row, speaker_tables
-from dualasr.score.study import decoded_runs
 from dualasr.tables import Table
 from dualasr.text.divergence import ED_BIN_LABELS
 
@@ -159,19 +158,21 @@ def cer_section(study: Path) -> Section:
 
 
 def decoding_notes(study: Path) -> list[str]:
-    """One line per distinct decoding set-up of the test sets (``decode_test.json``
-    of every model), naming the LM fusion: the reference study's numbers come
+    """One line per distinct decoding set-up of the test sets (``decode_<split>.json``
+    of every model and test split), naming the LM fusion: the reference study's numbers come
     without an external LM, so a reader must know whether ours use one."""
     setups: dict[str, list[str]] = {}
-    runs = decoded_runs(study / EXP_DIR) if (study / EXP_DIR).is_dir() else []
-    for path in (r.dir / "decode_test.json" for r in runs):
+    runs = discover_runs(study / EXP_DIR) if (study / EXP_DIR).is_dir() else []
+    for path in (r.dir / f"decode_{split}.json" for r in runs for split in r.decoded_splits()):
         if not path.is_file():  # decoded before dualasr recorded its settings
             continue
         info = json.loads(path.read_text(encoding="utf-8"))
         fused = {o: w for o, w in sorted(info.get("lm_weight", {}).items()) if o in info.get("lms", {})}
         lm = ", ".join(f"{o} LM at weight {w:g}" for o, w in fused.items()) or "no language model"
         setup = f"beam {info['beam']}, CTC weight {info['ctc_weight']:g} (outputs with a CTC head), {lm}"
-        setups.setdefault(setup, []).append("/".join(path.parent.relative_to(study / "exp").parts))
+        run = "/".join(path.parent.relative_to(study / "exp").parts)
+        if run not in setups.get(setup, []):
+            setups.setdefault(setup, []).append(run)
     return [f"Test decoding of {', '.join(runs)}: {setup}." for setup, runs in setups.items()]
 
 

@@ -39,7 +39,51 @@ def cer_findings(rows: Sequence[Row]) -> list[str]:
     """Per language and model compared with a single-output model (a row with a
     ``baseline``): how its meaning and surface CER (PER on phone-annotated sets)
     compare with its baselines', with the reference study's differences where
-    it reports both cells. ``rows``: ``tables/cer.csv``."""
+    it reports both cells, per test split; with several splits, then whether
+    each gap has the same sign on every split (:func:`split_sign_findings`).
+    ``rows``: ``tables/cer.csv``."""
+    splits = sorted({split_of_row(r) for r in rows})
+    sentences = []
+    for split in splits:
+        on = f" ({split})" if len(splits) > 1 else ""
+        sentences += _cer_findings([r for r in rows if split_of_row(r) == split], on)
+    return sentences + split_sign_findings(rows)
+
+
+def split_of_row(row: Row) -> str:
+    """The test split of a table row (``test`` for a row that names none)."""
+    return row.get("split") or "test"
+
+
+def split_sign_findings(rows: Sequence[Row]) -> list[str]:
+    """With several test splits (``test_seen``, ``test_unseen``): per language,
+    model and output, whether its CER minus its baseline's has the same sign on
+    every split, so a reader sees which regime drives a finding. ``rows``:
+    ``tables/cer.csv``."""
+    splits = sorted({split_of_row(r) for r in rows})
+    if len(splits) < 2:
+        return []
+    cer = {(split_of_row(r), r["language"], r["model"], r["output"], r["unit"]): number(r["cer"]) for r in rows}
+    sentences = []
+    for r in rows:
+        if split_of_row(r) != splits[0] or not r.get("baseline"):
+            continue
+        gaps = {}
+        for split in splits:
+            ours = cer.get((split, r["language"], r["model"], r["output"], r["unit"]), math.nan)
+            theirs = cer.get((split, r["language"], r["baseline"], r["output"], r["unit"]), math.nan)
+            gaps[split] = ours - theirs
+        if any(math.isnan(g) for g in gaps.values()):
+            continue
+        signs = {(g > 0) - (g < 0) if abs(g) >= SAME else 0 for g in gaps.values()}
+        verdict = "the same sign on every test split" if len(signs) == 1 else "a different sign per test split"
+        listed = ", ".join(f"{signed(g)} on {split}" for split, g in gaps.items())
+        base_label = next((b["label"] for b in rows if b["model"] == r["baseline"]), r["baseline"])
+        sentences.append(f"In {r['language']} {r['output']}, {r['label']} − {base_label} has {verdict} ({listed} points).")
+    return sentences
+
+
+def _cer_findings(rows: Sequence[Row], on: str) -> list[str]:
     by_key = {(r["language"], r["model"], r["output"], r["unit"]): r for r in rows}
     sentences = []
     for lang in sorted({r["language"] for r in rows}):
@@ -69,19 +113,19 @@ def cer_findings(rows: Sequence[Row]) -> list[str]:
                 opposite = deltas[0] * deltas[1] < 0 and min(abs(deltas[0]), abs(deltas[1])) >= SAME
                 text = ", ".join(clauses[:-1]) + (" but " if opposite else " and ") + clauses[-1]
             label = next(r["label"] for r in mine if r["model"] == model)
-            sentence = f"In {lang}, {label} {text}."
+            sentence = f"In {lang}{on}, {label} {text}."
             if ref:
                 sentence += f" The reference study reports {', '.join(ref)} points."
             sentences.append(sentence)
     return sentences
 
 
-def _gap_groups(rows: Sequence[Row]) -> list[tuple[str, str, str, str]]:
-    """(language, output, unit, model) in table order: models as the rows list them."""
-    keys = list(dict.fromkeys((r["language"], r["output"], r["unit"], r["model"]) for r in rows))
+def _gap_groups(rows: Sequence[Row]) -> list[tuple[str, str, str, str, str]]:
+    """(language, output, unit, model, split) in table order: models as the rows list them."""
+    keys = list(dict.fromkeys((r["language"], r["output"], r["unit"], r["model"], split_of_row(r)) for r in rows))
     order = list(dict.fromkeys(k[3] for k in keys))
     return sorted(keys, key=lambda k: (k[0], ("surface", "meaning").index(k[1]) if k[1] in ("surface", "meaning")
-                                       else 2, k[2], order.index(k[3])))  # fmt: skip
+                                       else 2, k[2], k[4], order.index(k[3])))  # fmt: skip
 
 
 def gap_findings(rows: Sequence[Row]) -> list[str]:
@@ -89,9 +133,12 @@ def gap_findings(rows: Sequence[Row]) -> list[str]:
     DO - SO rises or falls with the divergence (Spearman's ρ on the ``all`` row,
     significant at :data:`ALPHA`), and which ED bins have a 95 % CI excluding 0."""
     sentences = []
-    for lang, output, unit, model in _gap_groups(rows):
-        cells = {r["ed_bin"]: r for r in rows if (r["language"], r["output"], r["unit"], r["model"])
-                 == (lang, output, unit, model)}  # fmt: skip
+    several = len({split_of_row(r) for r in rows}) > 1
+    for lang, output, unit, model, split in _gap_groups(rows):
+        cells = {r["ed_bin"]: r for r in rows if (r["language"], r["output"], r["unit"], r["model"], split_of_row(r))
+                 == (lang, output, unit, model, split)}  # fmt: skip
+        if several:  # every sentence names its test split
+            lang = f"{lang} ({split})"
         every = cells.get("all") or next(iter(cells.values()))
         name, baseline = every["label"], every["baseline_label"]
         what = f"the {output} gap {name} − {baseline}" + (

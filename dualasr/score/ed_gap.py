@@ -92,6 +92,7 @@ class GapRow:
     spearman_n: int = 0
     label: str = ""
     baseline_label: str = ""
+    split: str = "test"  # the test split scored
 
     def __post_init__(self):
         object.__setattr__(self, "label", self.label or default_label(self.model))
@@ -180,7 +181,7 @@ def ed_gap_rows(
     do = {r.seed: r for r in runs}
     so = {r.seed: r for r in baseline_runs}
     paired = sorted(set(do) & set(so))
-    where = f"{refs.language} {output}: {model} vs {baseline}"
+    where = f"{refs.language} {output}: {model} vs {baseline}" + (f" ({refs.split})" if refs.split != "test" else "")
     if do and so and set(do) != set(so):
         unpaired = sorted(set(do) ^ set(so))
         notes.append(
@@ -204,7 +205,8 @@ def ed_gap_rows(
                 reference = REFERENCE_GAP[(refs.language, output)][ED_BIN_LABELS.index(label)]
             if n == 0:
                 rows.append(GapRow(refs.language, output, unit, model, baseline, label, 0, tuple(paired),
-                                   *(math.nan,) * 6, reference, label=labels[0], baseline_label=labels[1]))  # fmt: skip
+                                   *(math.nan,) * 6, reference, label=labels[0], baseline_label=labels[1],
+                                   split=refs.split))  # fmt: skip
                 continue
             cer_so = corpus_rate(e_so[m], length[m])
             cer_do = corpus_rate(e_do[m], length[m])
@@ -232,25 +234,25 @@ def ed_gap_rows(
                     )
             rows.append(
                 GapRow(refs.language, output, unit, model, baseline, label, n, tuple(paired), cer_so, cer_do,
-                       cer_do - cer_so, mean_std(per_seed)[1], low, high, reference, rho, p, n_rho, *labels)
+                       cer_do - cer_so, mean_std(per_seed)[1], low, high, reference, rho, p, n_rho, *labels, refs.split)
             )  # fmt: skip
     return rows
 
 
 GAP_COLUMNS = (
-    "language", "output", "unit", "model", "label", "baseline", "baseline_label", "ed_bin", "n", "n_seeds", "seeds", "cer_so", "cer_do",
+    "split", "language", "output", "unit", "model", "label", "baseline", "baseline_label", "ed_bin", "n", "n_seeds", "seeds", "cer_so", "cer_do",
     "gap", "gap_std", "ci_low", "ci_high", "reference_gap", "spearman_rho", "spearman_p", "spearman_n",
 )  # fmt: skip
 
 
 def gaps_csv(rows: Sequence[GapRow]) -> str:
-    """``tables/ed_gap.csv``: one row per language, output, unit, model and ED bin (:data:`GAP_COLUMNS`)."""
+    """``tables/ed_gap.csv``: one row per test split, language, output, unit, model and ED bin (:data:`GAP_COLUMNS`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(GAP_COLUMNS)
     for r in rows:
         w.writerow([
-            r.language, r.output, r.unit, r.model, r.label, r.baseline, r.baseline_label, r.ed_bin, r.n, len(r.seeds),
+            r.split, r.language, r.output, r.unit, r.model, r.label, r.baseline, r.baseline_label, r.ed_bin, r.n, len(r.seeds),
             ";".join(map(str, r.seeds)), fmt_number(r.cer_so), fmt_number(r.cer_do), fmt_number(r.gap),
             fmt_number(r.gap_std), fmt_number(r.ci_low), fmt_number(r.ci_high), fmt_number(r.reference),
             fmt_number(r.spearman_rho), fmt_number(r.spearman_p, 6) if r.ed_bin == ALL else "",
@@ -270,7 +272,7 @@ def gap_row(cells: dict[str, str]) -> GapRow:
         int(cells["n"]), tuple(int(x) for x in cells["seeds"].split(";") if x), num("cer_so"), num("cer_do"),
         num("gap"), num("gap_std"), num("ci_low"), num("ci_high"),
         float(cells["reference_gap"]) if cells["reference_gap"] else None, num("spearman_rho"), num("spearman_p"),
-        int(cells["spearman_n"] or 0), cells["label"], cells["baseline_label"],
+        int(cells["spearman_n"] or 0), cells["label"], cells["baseline_label"], cells["split"],
     )  # fmt: skip
 
 
@@ -302,13 +304,16 @@ GAPS_INTRO = (
 def gap_table(rows: Sequence[GapRow]) -> Table:
     """Per language / output, one line per model (in the rows' order, by label,
     against its baseline's label) and one for the reference study, columns = ED
-    bins, all, Spearman."""
+    bins, all, Spearman. With several test splits each language / output has
+    a group per split, next to each other, named after the split."""
     head = ["language / output", "model", *(f"ED {b}" for b in ED_BIN_LABELS), "all", "Spearman ρ (p)"]
     table = Table(head, caption="CER gap per ED bin (percentage points)", labels=2)
-    groups = sorted({(r.language, r.output, r.unit) for r in rows}, key=lambda g: (g[0], OUTPUTS.index(g[1]), g[2]))
-    for lang, output, unit in groups:
-        name = f"{lang} {output}" + (" (PER)" if unit == "phone" else "")
-        group = [r for r in rows if (r.language, r.output, r.unit) == (lang, output, unit)]
+    several = len({r.split for r in rows}) > 1
+    groups = sorted({(r.language, r.output, r.unit, r.split) for r in rows},
+                    key=lambda g: (g[0], OUTPUTS.index(g[1]), g[2], g[3]))  # fmt: skip
+    for lang, output, unit, split in groups:
+        name = f"{lang} {output}" + (" (PER)" if unit == "phone" else "") + (f" {split}" if several else "")
+        group = [r for r in rows if (r.language, r.output, r.unit, r.split) == (lang, output, unit, split)]
         for model in dict.fromkeys(r.model for r in group):
             cells = {r.ed_bin: r for r in group if r.model == model}
             every = cells[ALL]
@@ -324,7 +329,7 @@ def gap_table(rows: Sequence[GapRow]) -> Table:
 def gaps_markdown(rows: Sequence[GapRow], bootstrap: int, notes: Sequence[str] = ()) -> str:
     """``tables/ed_gap.md``: :func:`gap_table` under a heading, then the notes."""
     lines = [
-        "# CER gap DO - SO by surface-meaning divergence (percentage points, test set)",
+        "# CER gap DO - SO by surface-meaning divergence (percentage points, test set(s))",
         "",
         GAPS_INTRO + f" Bootstrap: {bootstrap} resamples.",
         "",
@@ -346,11 +351,12 @@ def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[st
     for i, lang in enumerate(languages):
         for j, output in enumerate(OUTPUTS):
             ax = axes[i, j]
-            series = list(dict.fromkeys((r.model, r.unit) for r in rows if (r.language, r.output) == (lang, output)))
+            series = list(dict.fromkeys((r.model, r.unit, r.split) for r in rows if (r.language, r.output) == (lang, output)))
+            several = len({s for _, _, s in series}) > 1
             width = 0.7 / (len(series) + 1)
-            for k, (model, unit) in enumerate(series):
-                key = (lang, output, model, unit)
-                cells = {r.ed_bin: r for r in rows if (r.language, r.output, r.model, r.unit) == key}
+            for k, (model, unit, split) in enumerate(series):
+                key = (lang, output, model, unit, split)
+                cells = {r.ed_bin: r for r in rows if (r.language, r.output, r.model, r.unit, r.split) == key}
                 gap = np.array([cells[b].gap for b in ED_BIN_LABELS])
                 low = np.array([cells[b].ci_low for b in ED_BIN_LABELS])
                 high = np.array([cells[b].ci_high for b in ED_BIN_LABELS])
@@ -358,6 +364,7 @@ def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[st
                 # skewed bins; matplotlib wants non-negative error bar lengths.
                 yerr = np.clip(np.nan_to_num(np.vstack([gap - low, high - gap])), 0, None)
                 label = f"{cells[ALL].label} − {cells[ALL].baseline_label}" + (" (PER)" if unit == "phone" else "")
+                label += f" {split}" if several else ""
                 label += " (no data)" if np.isnan(gap).all() else ""
                 ax.errorbar(x + (k - len(series) / 2) * width, gap, yerr=yerr, fmt="o-", capsize=3, label=label)
             if (lang, output) in REFERENCE_GAP:

@@ -305,28 +305,33 @@ def score_decoded(manifest: str | Path, hyps: str | Path, count_recognised_inser
     return score_mdd(items, count_recognised_insertions)
 
 
-def score_study_mdd(hyps_dir: str | Path, manifests: dict[str, str | Path], tables_dir: str | Path) -> list[Path]:
-    """MDD of every surface-producing run under ``hyps_dir`` whose language's
-    test set is phone-annotated: ``tables_dir/mdd_<lang>_<model>_seed<k>.{csv,md}``
-    (CSV by canonical phone; markdown overall, by L1 and by phone)."""
+def score_study_mdd(
+    hyps_dir: str | Path, manifests: dict[str, dict[str, str | Path]], tables_dir: str | Path
+) -> list[Path]:
+    """MDD of every surface-producing run under ``hyps_dir`` on every test split
+    (``manifests[lang][split]``) that is phone-annotated:
+    ``tables_dir/mdd_<lang>_<model>_seed<k>.{csv,md}`` for the split ``test``,
+    ``mdd_<split>_<lang>_<model>_seed<k>`` for any other (CSV by canonical
+    phone; markdown overall, by L1 and by phone)."""
     from dualasr.atomic import atomic_write_text
     from dualasr.data.manifest import load_manifest, supervision
     from dualasr.score.study import decoded_runs
 
     written = []
-    phone_langs = set()
-    for lang, manifest in manifests.items():
-        first = next(iter(load_manifest(manifest, check_audio=False)), None)
-        if first is not None and (supervision(first).custom or {}).get("canonical_phones") is not None:
-            phone_langs.add(lang)
-    for run in decoded_runs(hyps_dir):
-        info = run.info
-        if info.language not in phone_langs or "surface" not in info.outputs:
-            continue  # MDD needs phone annotation and a surface (phone) output
-        result = score_decoded(manifests[info.language], run.hyps())
-        stem = Path(tables_dir) / f"mdd_{info.language}_{info.name}_seed{info.seed}"
-        result.to_csv(stem.with_suffix(".csv"), by="phone", overwrite=True)
-        text = "".join(f"## {by}\n\n{result.to_markdown(by)}\n" for by in ("overall", "l1", "phone"))
-        atomic_write_text(stem.with_suffix(".md"), text, overwrite=True)
-        written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+    for lang, by_split in manifests.items():
+        for split, manifest in by_split.items():
+            first = next(iter(load_manifest(manifest, check_audio=False)), None)
+            if first is None or (supervision(first).custom or {}).get("canonical_phones") is None:
+                continue
+            for run in decoded_runs(hyps_dir, split):
+                info = run.info
+                if info.language != lang or "surface" not in info.outputs:
+                    continue  # MDD needs phone annotation and a surface (phone) output
+                result = score_decoded(manifest, run.hyps(split))
+                prefix = "mdd" if split == "test" else f"mdd_{split}"
+                stem = Path(tables_dir) / f"{prefix}_{info.language}_{info.name}_seed{info.seed}"
+                result.to_csv(stem.with_suffix(".csv"), by="phone", overwrite=True)
+                text = "".join(f"## {by}\n\n{result.to_markdown(by)}\n" for by in ("overall", "l1", "phone"))
+                atomic_write_text(stem.with_suffix(".md"), text, overwrite=True)
+                written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
     return written

@@ -51,6 +51,7 @@ import numpy as np
 
 from dualasr.atomic import atomic_write_text
 from dualasr.data.manifest import cut_divergence, load_manifest, supervision
+from dualasr.data.stats import split_of
 from dualasr.errors import DualasrError
 from dualasr.layout import OUTPUTS, default_label
 from dualasr.reference import CITATION, REFERENCE_CER
@@ -72,7 +73,8 @@ class References:
     ``ed``: ``(n,)`` divergence of each utterance; ``surface_unit``: ``"char"``,
     or ``"phone"`` for a cut whose surface is a phone string (``surface`` then
     holds the space-joined normalised phones); ``speakers``: each utterance's
-    speaker ("unknown" where the manifest has none).
+    speaker ("unknown" where the manifest has none); ``split``: the test split
+    the manifest holds (``cuts_<split>.jsonl.gz``).
     """
 
     language: str
@@ -83,6 +85,7 @@ class References:
     ed: np.ndarray
     surface_unit: tuple[str, ...]
     speakers: tuple[str, ...]
+    split: str = "test"
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -110,7 +113,8 @@ def load_references(manifest: str | Path, divergence_unit: str = "char") -> dict
     out = {}
     for lang, items in sorted(rows.items()):
         ids, surface, meaning, ed, unit, speakers = zip(*items, strict=True)
-        out[lang] = References(lang, manifest, ids, surface, meaning, np.array(ed, dtype=np.int64), unit, speakers)
+        out[lang] = References(lang, manifest, ids, surface, meaning, np.array(ed, dtype=np.int64), unit, speakers,
+                               split_of(manifest))  # fmt: skip
     return out
 
 
@@ -188,6 +192,10 @@ class OutputScores:
     @property
     def language(self) -> str:
         return self.refs.language
+
+    @property
+    def split(self) -> str:
+        return self.refs.split
 
 
 def _lengths_and_errors(alignments: Sequence[Sequence[jiwer.AlignmentChunk]]) -> tuple[np.ndarray, np.ndarray]:
@@ -294,6 +302,7 @@ class RateRow:
     reference: float | None
     label: str = ""
     baseline: str = ""  # the SO model this output is compared with ("" for that SO model itself)
+    split: str = "test"  # the test split scored
 
     def __post_init__(self):
         if not self.label:
@@ -310,7 +319,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def rate_rows(
     runs: Sequence[OutputScores], language: str, model: str, output: str, units: Iterable[str], label: str = "",
-    baseline: str = "",
+    baseline: str = "", split: str = "test",
 ) -> list[RateRow]:
     """One :class:`RateRow` per unit of the seeds ``runs`` of (language, model, output).
 
@@ -328,13 +337,13 @@ def rate_rows(
         reference = REFERENCE_CER.get((language, model, output)) if unit == "char" else None
         rows.append(
             RateRow(language, model, output, unit, tuple(seeds), n, *mean_std(cer), *mean_std(wer),
-                    tuple(cer), tuple(wer), reference, label, baseline)
+                    tuple(cer), tuple(wer), reference, label, baseline, split)
         )  # fmt: skip
     return rows
 
 
 RATE_COLUMNS = (
-    "language", "model", "label", "baseline", "output", "unit", "n_seeds", "seeds", "n", "cer", "cer_std", "wer", "wer_std",
+    "split", "language", "model", "label", "baseline", "output", "unit", "n_seeds", "seeds", "n", "cer", "cer_std", "wer", "wer_std",
     "cer_per_seed", "wer_per_seed", "reference_cer",
 )  # fmt: skip
 
@@ -349,13 +358,13 @@ def fmt_number(x: float | int | None, digits: int = 4) -> str:
 
 
 def rates_csv(rows: Sequence[RateRow]) -> str:
-    """``tables/cer.csv``: one row per language, model, output and unit (:data:`RATE_COLUMNS`)."""
+    """``tables/cer.csv``: one row per test split, language, model, output and unit (:data:`RATE_COLUMNS`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(RATE_COLUMNS)
     for r in rows:
         w.writerow([
-            r.language, r.model, r.label, r.baseline, r.output, r.unit, len(r.seeds), ";".join(map(str, r.seeds)), r.n,
+            r.split, r.language, r.model, r.label, r.baseline, r.output, r.unit, len(r.seeds), ";".join(map(str, r.seeds)), r.n,
             fmt_number(r.cer), fmt_number(r.cer_std), fmt_number(r.wer), fmt_number(r.wer_std),
             ";".join(map(fmt_number, r.cer_per_seed)), ";".join(map(fmt_number, r.wer_per_seed)),
             fmt_number(r.reference),
@@ -376,6 +385,7 @@ def rate_row(cells: dict[str, str]) -> RateRow:
         float(cells["wer"] or "nan"), float(cells["wer_std"] or "nan"),
         _floats(cells["cer_per_seed"]), _floats(cells["wer_per_seed"]),
         float(cells["reference_cer"]) if cells["reference_cer"] else None, cells["label"], cells["baseline"],
+        cells["split"],
     )  # fmt: skip
 
 
@@ -398,13 +408,16 @@ RATES_INTRO = (
 def rate_tables(rows: Sequence[RateRow]) -> tuple[Table, Table]:
     """Table 2's layout, rows = models (in the rows' order, shown by label),
     columns = language × output with the reference study's CER beside ours; then
-    the same for WER (no reference)."""
-    columns = sorted({(r.language, r.output, r.unit) for r in rows}, key=lambda c: (c[0], OUTPUTS.index(c[1]), c[2]))
+    the same for WER (no reference). With several test splits each language
+    × output has a column per split, side by side, named after the split."""
+    splits = sorted({r.split for r in rows})
+    columns = sorted({(r.language, r.output, r.unit, r.split) for r in rows},
+                     key=lambda c: (c[0], OUTPUTS.index(c[1]), c[2], c[3]))  # fmt: skip
     models = list(dict.fromkeys((r.model, r.label) for r in rows))
-    cell = {(r.model, r.language, r.output, r.unit): r for r in rows}
+    cell = {(r.model, r.language, r.output, r.unit, r.split): r for r in rows}
 
-    def name(lang: str, output: str, unit: str, metric: str) -> str:
-        return f"{lang} {output} {'PER' if unit == 'phone' else metric}"
+    def name(lang: str, output: str, unit: str, split: str, metric: str) -> str:
+        return f"{lang} {output} {'PER' if unit == 'phone' else metric}" + (f" {split}" if len(splits) > 1 else "")
 
     cer = Table(["model"] + [h for c in columns for h in (name(*c, "CER"), "ref.")], caption="CER (%) per model and output")
     for m, label in models:
@@ -426,7 +439,7 @@ def rates_markdown(rows: Sequence[RateRow], notes: Sequence[str] = ()) -> str:
     n_seeds = sorted({len(r.seeds) for r in rows if r.n})
     cer, wer = rate_tables(rows)
     lines = [
-        "# Error rates (%), test set", "", RATES_INTRO + f" Seeds per model: {'/'.join(map(str, n_seeds)) or '-'}.",
+        "# Error rates (%), test set(s)", "", RATES_INTRO + f" Seeds per model: {'/'.join(map(str, n_seeds)) or '-'}.",
         "", "## CER", "", markdown(cer), "", "## WER", "", markdown(wer),
     ]  # fmt: skip
     return "\n".join(lines + notes_markdown(notes)) + "\n"
@@ -447,7 +460,7 @@ def read_notes(path: str | Path) -> list[str]:
 
 
 ERROR_COLUMNS = (
-    "id", "language", "speaker", "model", "output", "seed", "ed", "unit", "ref_chars", "ref_words", "char_errors", "word_errors",
+    "split", "id", "language", "speaker", "model", "output", "seed", "ed", "unit", "ref_chars", "ref_words", "char_errors", "word_errors",
 )  # fmt: skip
 
 
@@ -461,7 +474,7 @@ def errors_csv(scores: Iterable[OutputScores]) -> str:
         refs = s.refs
         for i, uid in enumerate(refs.ids):
             w.writerow([
-                uid, refs.language, refs.speakers[i], s.model, s.output, s.seed, int(refs.ed[i]), s.unit[i],
+                refs.split, uid, refs.language, refs.speakers[i], s.model, s.output, s.seed, int(refs.ed[i]), s.unit[i],
                 int(s.ref_chars[i]), fmt_number(s.ref_words[i], 0), int(s.char_errors[i]),
                 fmt_number(s.word_errors[i], 0),
             ])  # fmt: skip

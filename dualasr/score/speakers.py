@@ -4,7 +4,8 @@ where a model fails, not only how much.
 On the synthetic corpus a speaker is a held-out voice (a recorded speaker of
 one engine, or an espeak-ng variant), on L2-ARCTIC or speechocean762 a
 learner. Written by ``dualasr score`` as ``tables/cer_by_speaker.csv`` (one row
-per language, speaker, model, output and unit) and ``.md`` (per language, rows =
+per test split, language, speaker, model, output and unit) and ``.md`` (per
+test split and language, rows =
 speakers, columns = model x output, baselines next to the models they are
 compared with).
 """
@@ -24,7 +25,7 @@ from dualasr.layout import OUTPUTS, default_label
 from dualasr.score.rates import OutputScores, corpus_rate, fmt_number, fmt_rate, mean_std
 from dualasr.tables import Table, markdown
 
-SPEAKER_COLUMNS = ("language", "speaker", "model", "label", "output", "unit", "n", "n_seeds", "seeds", "cer", "cer_std")
+SPEAKER_COLUMNS = ("split", "language", "speaker", "model", "label", "output", "unit", "n", "n_seeds", "seeds", "cer", "cer_std")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SpeakerRow:
     cer: float
     cer_std: float
     label: str = ""
+    split: str = "test"  # the test split scored
 
     def __post_init__(self):
         if not self.label:
@@ -50,13 +52,14 @@ class SpeakerRow:
 
 
 def speaker_rows(scores: Sequence[OutputScores]) -> list[SpeakerRow]:
-    """One row per (language, speaker, model, output, unit) of ``scores`` (every
-    seed of every model run on every language), models in the order of ``scores``."""
-    runs: dict[tuple[str, str, str], list[OutputScores]] = {}
+    """One row per (test split, language, speaker, model, output, unit) of
+    ``scores`` (every seed of every model run on every language and split),
+    models in the order of ``scores``."""
+    runs: dict[tuple[str, str, str, str], list[OutputScores]] = {}
     for s in scores:
-        runs.setdefault((s.language, s.model, s.output), []).append(s)
+        runs.setdefault((s.split, s.language, s.model, s.output), []).append(s)
     rows = []
-    for (language, model, output), group in runs.items():
+    for (split, language, model, output), group in runs.items():
         group = sorted(group, key=lambda r: r.seed)
         speakers = np.array(group[0].refs.speakers)
         for speaker in sorted(set(speakers)):
@@ -64,9 +67,9 @@ def speaker_rows(scores: Sequence[OutputScores]) -> list[SpeakerRow]:
                 m = (speakers == speaker) & (group[0].unit == unit)
                 cer = [corpus_rate(r.char_errors[m], r.ref_chars[m]) for r in group]
                 rows.append(SpeakerRow(language, speaker, model, output, unit, int(m.sum()),
-                                       tuple(r.seed for r in group), *mean_std(cer), group[0].label))  # fmt: skip
+                                       tuple(r.seed for r in group), *mean_std(cer), group[0].label, split))  # fmt: skip
     # Stable: within a speaker, models keep the order of ``scores`` (baselines first).
-    return sorted(rows, key=lambda r: (r.language, r.speaker))
+    return sorted(rows, key=lambda r: (r.split, r.language, r.speaker))
 
 
 def speakers_csv(rows: Sequence[SpeakerRow]) -> str:
@@ -75,7 +78,7 @@ def speakers_csv(rows: Sequence[SpeakerRow]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(SPEAKER_COLUMNS)
     for r in rows:
-        w.writerow([r.language, r.speaker, r.model, r.label, r.output, r.unit, r.n, len(r.seeds), ";".join(map(str, r.seeds)),
+        w.writerow([r.split, r.language, r.speaker, r.model, r.label, r.output, r.unit, r.n, len(r.seeds), ";".join(map(str, r.seeds)),
                     fmt_number(r.cer), fmt_number(r.cer_std)])  # fmt: skip
     return buf.getvalue()
 
@@ -85,16 +88,17 @@ def speaker_row(cells: dict[str, str]) -> SpeakerRow:
     return SpeakerRow(
         cells["language"], cells["speaker"], cells["model"], cells["output"], cells["unit"], int(cells["n"]),
         tuple(int(x) for x in cells["seeds"].split(";") if x),
-        float(cells["cer"] or "nan"), float(cells["cer_std"] or "nan"), cells["label"],
+        float(cells["cer"] or "nan"), float(cells["cer_std"] or "nan"), cells["label"], cells["split"],
     )  # fmt: skip
 
 
 def speaker_tables(rows: Sequence[SpeakerRow]) -> list[Table]:
-    """One table per language: rows = speakers, columns = output x model by label
-    (each output's models in the rows' order: its baseline first)."""
+    """One table per test split and language: rows = speakers, columns = output
+    x model by label (each output's models in the rows' order: its baseline first)."""
     tables = []
-    for language in sorted({r.language for r in rows}):
-        mine = [r for r in rows if r.language == language]
+    several = len({r.split for r in rows}) > 1
+    for split, language in sorted({(r.split, r.language) for r in rows}):
+        mine = [r for r in rows if (r.split, r.language) == (split, language)]
         models = list(dict.fromkeys(r.model for r in mine))
         columns = sorted({(r.output, r.model, r.unit) for r in mine},
                          key=lambda c: (OUTPUTS.index(c[0]), models.index(c[1]), c[2]))  # fmt: skip
@@ -102,7 +106,7 @@ def speaker_tables(rows: Sequence[SpeakerRow]) -> list[Table]:
         cell = {(r.speaker, r.output, r.model, r.unit): r for r in mine}
         labels = {r.model: r.label for r in mine}
         head = ["speaker", "utterances"] + [f"{labels[m]} {o}" + (" PER" if u == "phone" else "") for o, m, u in columns]
-        table = Table(head, caption=f"{language}: CER (%) per test speaker")
+        table = Table(head, caption=f"{language}{f' {split}' if several else ''}: CER (%) per test speaker")
         for speaker in sorted({r.speaker for r in mine}):
             cells = [cell.get((speaker, *c)) for c in columns]
             n = sum(r.n for r in mine if r.speaker == speaker and (r.output, r.model) == first)

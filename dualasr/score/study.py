@@ -2,7 +2,7 @@
 
 Layout read (``DIR`` = the study directory, :mod:`dualasr.layout`)::
 
-    DIR/data/<lang>/cuts_<split>.jsonl.gz              references (test manifest)
+    DIR/data/<lang>/cuts_<split>.jsonl.gz              references (a test split's manifest)
     DIR/exp/<lang>/<name>/seed<k>/run.json             what the run is (outputs, label)
     DIR/exp/<lang>/<name>/seed<k>/hyps_<split>.jsonl   hypotheses (dualasr decode)
 
@@ -10,6 +10,8 @@ What a run is comes from its ``run.json``: its outputs say which outputs must
 be scored, and each output of a run is compared with the single-output run of
 the same language and seed that has only that output
 (:func:`dualasr.layout.baseline_of`); tables show each run by its label.
+Every test split a run has decoded (``test``, or ``test_seen`` and
+``test_unseen``) is scored on its own: each row carries its ``split``.
 Layout written under ``OUT`` (default ``DIR``)::
 
     OUT/tables/errors.csv   per-utterance error counts (rates.ERROR_COLUMNS)
@@ -44,7 +46,7 @@ from dualasr.score.rates import (
 from dualasr.score.speakers import speaker_rows, write_speaker_rates
 
 
-def decoded_runs(exp_dir: str | Path, split: str = "test") -> list[Run]:
+def decoded_runs(exp_dir: str | Path, split: str) -> list[Run]:
     """The runs under ``exp_dir`` (:func:`dualasr.layout.discover_runs`) that have
     decoded ``split``."""
     return [r for r in discover_runs(exp_dir) if r.hyps(split).is_file()]
@@ -70,36 +72,39 @@ def score_study(
     seed: int = 0,
     *,
     hyps_dir: str | Path | None = None,
-    manifests: dict[str, str | Path] | None = None,
-    split: str = "test",
+    manifests: dict[str, dict[str, str | Path]] | None = None,
     divergence_unit: str = "char",
 ) -> ScoreResult:
-    """Score every decoded run under ``hyps_dir`` (default ``study_dir/exp``) against the test
-    manifests (default ``study_dir/data/<lang>/cuts_<split>.jsonl.gz``, or
-    ``manifests[lang]``) and write the tables and figure under ``out_dir``
+    """Score every decoded run under ``hyps_dir`` (default ``study_dir/exp``) on
+    every test split it has hypotheses of, against the split's manifest
+    (``manifests[lang][split]``, default ``study_dir/data/<lang>/cuts_<split>.jsonl.gz``;
+    with ``manifests`` given, only its splits are scored) and write the tables and figure under ``out_dir``
     (default ``study_dir``). ``bootstrap``: resamples per CI; ``seed``: of the
     bootstrap; ``divergence_unit``: of the ED (config ``text.divergence_unit``)."""
     study_dir = Path(study_dir)
     out_dir = Path(out_dir) if out_dir is not None else study_dir
     hyps_dir = Path(hyps_dir) if hyps_dir is not None else study_dir / EXP_DIR
-    runs = decoded_runs(hyps_dir, split)
-    if not runs:
-        raise ScoreError(f"{hyps_dir}: no <lang>/<name>/seed<k>/hyps_{split}.jsonl files")
-    infos = [r.info for r in runs]
+    every = discover_runs(hyps_dir)
+    splits = {(r.info.language, split) for r in every for split in r.decoded_splits()}
+    if manifests is not None:
+        splits = {(lang, split) for lang, split in splits if split in manifests.get(lang, {})}
+    if not splits:
+        raise ScoreError(f"{hyps_dir}: no <lang>/<name>/seed<k>/hyps_<split>.jsonl files")
     rate_notes: list[str] = []  # missing outputs: NaN cells of both tables
     gap_notes: list[str] = []  # missing baselines, unpaired seeds, undefined statistics
     scores: list[OutputScores] = []
     rates: list[RateRow] = []
     gaps: list[GapRow] = []
-    languages = sorted({r.info.language for r in runs})
-    for lang in languages:
+    languages = sorted({lang for lang, _ in splits})
+    for lang, split in sorted(splits):
         default = study_dir / "data" / lang / f"cuts_{split}.jsonl.gz"
-        manifest = Path((manifests or {}).get(lang, default))
+        manifest = Path((manifests or {}).get(lang, {}).get(split, default))
         refs_by_lang = load_references(manifest, divergence_unit)
         if lang not in refs_by_lang:
             raise ScoreError(f"{manifest}: no {lang} utterances (found {', '.join(refs_by_lang) or 'none'})")
         refs = refs_by_lang[lang]
-        mine = [r for r in runs if r.info.language == lang]
+        mine = [r for r in every if r.info.language == lang and r.hyps(split).is_file()]
+        infos = [r.info for r in mine]
         models = {r.info.name: r.info for r in mine}  # run order: baselines first
         by_model: dict[str, dict[str, list[OutputScores]]] = {m: {o: [] for o in OUTPUTS} for m in models}
         for run in mine:
@@ -116,10 +121,10 @@ def score_study(
                 scores.append(s)
         for name, info in models.items():
             for output in info.outputs:
-                base = _baseline(name, output, [r.info for r in mine], infos)
+                base = _baseline(name, output, infos, infos)
                 own = base is not None and base.name == name  # the SO model the others are compared with
                 rates += rate_rows(by_model[name][output], lang, name, output, refs.units(output), info.label,
-                                   "" if own or base is None else base.name)  # fmt: skip
+                                   "" if own or base is None else base.name, split)  # fmt: skip
                 if own:
                     continue
                 if base is None:

@@ -71,7 +71,7 @@ def figure_texts(monkeypatch):
 def test_every_table_figure_and_the_report_show_variants_by_label(study_copy, figure_texts):
     corpus = Path(json.loads((study_copy / "corpora.json").read_text())["en"])
     chars, n = write_hyps(study_copy, corpus)
-    score_study(study_copy, bootstrap=20, manifests={"en": corpus / "cuts_test.jsonl.gz"})
+    score_study(study_copy, bootstrap=20, manifests={"en": {"test": corpus / "cuts_test.jsonl.gz"}})
     analyze_study(study_copy, echo=lambda _: None)
     report = build_report(study_copy)
     tables = study_copy / "tables"

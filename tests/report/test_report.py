@@ -238,10 +238,10 @@ def test_text_is_escaped_in_html_and_markdown(study_dir):
 
 def test_unreadable_inputs_and_wrong_directory_are_one_line_errors(study_dir, tmp_path):
     (study_dir / "tables" / "cer_by_speaker.csv").write_text("language,speaker\nen,a\n")
-    with pytest.raises(ReportError, match=r"cer_by_speaker\.csv: missing column\(s\) model, label, output"):
+    with pytest.raises(ReportError, match=r"cer_by_speaker\.csv: missing column\(s\) split, model, label, output"):
         build_report(study_dir)
     (study_dir / "tables" / "cer.csv").write_text("language,model\nen,do\n")
-    with pytest.raises(ReportError, match=r"cer\.csv: missing column\(s\) label, baseline, output, unit"):
+    with pytest.raises(ReportError, match=r"cer\.csv: missing column\(s\) split, label, baseline, output, unit"):
         build_report(study_dir)
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "not a study directory" in result.output

@@ -83,7 +83,7 @@ def study(tmp_path_factory):
 
 def test_discovery(study):
     root, _ = study
-    found = [(r.info.language, r.info.name, r.info.seed) for r in decoded_runs(root / "exp")]
+    found = [(r.info.language, r.info.name, r.info.seed) for r in decoded_runs(root / "exp", "test")]
     assert found == [  # table order: SO models, then dual-output ones
         ("en", "sso", 0), ("en", "sso", 1), ("en", "mso", 0), ("en", "do", 0), ("en", "do", 1), ("en", "do_pcgrad", 0),
     ]  # fmt: skip

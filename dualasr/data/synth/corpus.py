@@ -3,7 +3,9 @@
 For each language:
 
 1. meaning sentences from the package's grammar, split into disjoint
-   train / dev / test pools;
+   train / dev / test pools; with a prompt pool (``synth.prompts``) the
+   training split and ``test_seen`` read the training prompts several times
+   (:func:`pick_readings`), ``test_unseen`` reads sentences of its own;
 2. each utterance gets a target ED bin so that the per-bin shares are exactly
    the configured ones (largest-remainder rounding per split), and a surface form
    from the language's error rules (:func:`dualasr.data.synth.errors.sample_surface`);
@@ -23,6 +25,7 @@ written is reused).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import logging
 import multiprocessing as mp
@@ -151,44 +154,125 @@ def split_voices(
     return out
 
 
+#: Order in which the splits' own sentences are sliced from one generated pool
+#: (test first: the splits of a corpus without a pool slice as they always did).
+_SLICE_ORDER = ("test", "test_unseen", "dev", "train")
+
+
+def voice_split(split: str) -> str:
+    """The split whose voices read ``split``: every test split reads the held-out test voices."""
+    return "test" if split.startswith("test") else split
+
+
+def pick_distinct(
+    sentences: list[str], targets: list[int], module, rng: random.Random, where: str
+) -> list[tuple[str, object]]:
+    """One reading per sentence: ``targets[b]`` sentences of ``sentences`` with a
+    surface in ED bin ``b`` each, hardest bins first (the >10 bin tries the
+    longest sentences first); a sentence that cannot reach a bin is left for the others."""
+    unused = list(sentences)
+    chosen: list[tuple[str, object]] = []
+    for (label, lo, hi), n in reversed(list(zip(ED_BINS, targets, strict=True))):
+        if hi is None:
+            unused.sort(key=len, reverse=True)
+        got, i = 0, 0
+        while got < n and i < len(unused):
+            result = sample_surface(unused[i], module.RULES, lo, hi, rng)
+            if result is None:
+                i += 1
+                continue
+            chosen.append((unused.pop(i), result))
+            got += 1
+        if got < n:
+            raise SynthError(_short_bin(where, got, n, label, lo, hi))
+    return chosen
+
+
+def pick_readings(
+    prompts: list[str], targets: list[int], module, rng: random.Random, where: str
+) -> list[tuple[str, object]]:
+    """Readings of a prompt pool: ``targets[b]`` readings with a surface in ED
+    bin ``b`` each, every one with its own draw of L2 errors (as two learners
+    reading one prompt). The least-read prompt goes next (ties in a random
+    order; the >10 bin longest first), so readings spread evenly and every
+    prompt is read once before any twice; a prompt that cannot reach a bin is
+    not tried again for it."""
+    reads = [0] * len(prompts)
+    order = list(range(len(prompts)))
+    rng.shuffle(order)
+    rank = {i: r for r, i in enumerate(order)}
+    chosen: list[tuple[str, object]] = []
+    for (label, lo, hi), n in reversed(list(zip(ED_BINS, targets, strict=True))):
+        def key(i: int, longest: bool = hi is None) -> tuple[int, int, int]:
+            return reads[i], -len(prompts[i]) if longest else 0, rank[i]
+
+        heap = [(key(i), i) for i in range(len(prompts))]
+        heapq.heapify(heap)
+        got = 0
+        while got < n and heap:
+            _, i = heapq.heappop(heap)
+            result = sample_surface(prompts[i], module.RULES, lo, hi, rng)
+            if result is None:
+                continue
+            chosen.append((prompts[i], result))
+            reads[i] += 1
+            got += 1
+            heapq.heappush(heap, (key(i), i))
+        if got < n:
+            raise SynthError(_short_bin(where, got, n, label, lo, hi))
+    return chosen
+
+
+def _short_bin(where: str, got: int, n: int, label: str, lo: int, hi: int | None) -> str:
+    language = where.split("/")[0]
+    return (
+        f"{where}: only {got} of {n} sentences reached ED bin {label}; "
+        f"lower synth.ed_shares.{language}[{ED_BINS.index((label, lo, hi))}] or the sentence count"
+    )
+
+
 def plan_language(
     language: str, cfg: SynthConfig, seed: int, out_dir: Path, voices: dict[str, list[engines.Voice]]
 ) -> list[Job]:
-    """Decide every utterance of ``language``: text, surface, voice, prosody, noise."""
+    """Decide every utterance of ``language``: text, surface, voice, prosody, noise.
+
+    Without a prompt pool every split reads sentences of its own, once each.
+    With ``synth.prompts`` the training split reads ``prompts`` sentences
+    (:func:`pick_readings`), ``test_seen`` (and dev when ``dev_regime`` is
+    seen) re-reads them, and ``test_unseen`` (and dev otherwise) reads
+    sentences of its own."""
     module = LANGUAGE_MODULES[language]
     rng = random.Random(f"{seed}:{language}:text")
     counts = cfg.sentence_counts(language)
+    n_prompts = cfg.prompt_count(language)
+    rereads = set() if n_prompts is None else {"test_seen"} | ({"dev"} if cfg.dev_regime == "seen" else set())
+    own = {s: n for s, n in counts.items() if s not in rereads}
+    if n_prompts is not None:
+        own["train"] = n_prompts
     # Half again as many sentences as needed: a sentence that cannot reach its
     # drawn ED bin (too short for >10, say) is set aside and another is tried.
-    pool_sizes = {s: counts[s] + counts[s] // 2 + 20 for s in SPLITS}
+    # A pool's prompts are exactly the first ``prompts`` of its slice.
+    pool_sizes = {s: n + n // 2 + 20 for s, n in own.items()}
     pool = module.generate_sentences(sum(pool_sizes.values()), rng)
     pools, start = {}, 0
-    for s in ("test", "dev", "train"):  # disjoint slices of one distinct pool
+    for s in sorted(own, key=_SLICE_ORDER.index):  # disjoint slices of one distinct pool
         pools[s] = pool[start : start + pool_sizes[s]]
         start += pool_sizes[s]
+    prompts = None if n_prompts is None else pools["train"][:n_prompts]
 
     jobs: list[Job] = []
-    for split in SPLITS:
+    for split in counts:
         targets = bin_counts(counts[split], cfg.ed_shares[language])
-        unused = list(pools[split])
-        chosen: list[tuple[str, object]] = []
-        # Hardest bins first; the >10 bin tries the longest sentences first.
-        for (label, lo, hi), n in reversed(list(zip(ED_BINS, targets, strict=True))):
-            if hi is None:
-                unused.sort(key=len, reverse=True)
-            got, i = 0, 0
-            while got < n and i < len(unused):
-                result = sample_surface(unused[i], module.RULES, lo, hi, rng)
-                if result is None:
-                    i += 1
-                    continue
-                chosen.append((unused.pop(i), result))
-                got += 1
-            if got < n:
+        where = f"{language}/{split}"
+        if prompts is not None and (split == "train" or split in rereads):
+            chosen = pick_readings(prompts, targets, module, rng, where)
+            if split == "train" and (unread := len(prompts) - len({m for m, _ in chosen})):
                 raise SynthError(
-                    f"{language}/{split}: only {got} of {n} sentences reached ED bin {label}; "
-                    f"lower synth.ed_shares.{language}[{ED_BINS.index((label, lo, hi))}] or the sentence count"
+                    f"{where}: {unread} of {len(prompts)} prompts reach none of the ED bins they were "
+                    f"tried for; lower synth.prompts.{language} or raise sentences.train"
                 )
+        else:
+            chosen = pick_distinct(pools[split], targets, module, rng, where)
         rng.shuffle(chosen)
         prng = random.Random(f"{seed}:{language}:{split}:prosody")
         # Its own stream: with speed perturbation off, every other draw is as before it existed.
@@ -198,7 +282,7 @@ def plan_language(
         # An engine's foreign-accented voices take their own turn, so they add
         # speakers without taking the native voices' share.
         by_engine: dict[tuple[str, bool], list[engines.Voice]] = {}
-        for v in voices[split]:
+        for v in voices[voice_split(split)]:
             by_engine.setdefault((v.engine, bool(v.accent)), []).append(v)
         groups = [by_engine[e] for e in sorted(by_engine)]
         for k, (meaning, result) in enumerate(chosen):
@@ -279,7 +363,10 @@ def _worker(args: tuple[Job, int, str | None]) -> tuple[str, str | None]:
 def _fingerprint(cfg: SynthConfig, seed: int, language: str) -> str:
     """Hash of what decides the corpus: the seed and every synth option except
     ``workers`` (the corpus is identical whatever the number of workers)."""
-    fields = cfg.model_dump(exclude={"workers"})
+    # Without a prompt pool its keys leave the hash, so a corpus built before
+    # they existed is still recognised as the same corpus.
+    exclude = {"workers"} | ({"prompts", "dev_regime"} if cfg.prompts is None else set())
+    fields = cfg.model_dump(exclude=exclude)
     blob = json.dumps({"seed": seed, "language": language, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -294,7 +381,7 @@ def build_language(
     cfg = config.synth
     report = LanguageReport(language)
     lang_dir = out_dir / language
-    manifests = [lang_dir / f"cuts_{s}.jsonl.gz" for s in SPLITS]
+    manifests = [lang_dir / f"cuts_{s}.jsonl.gz" for s in cfg.splits()]
     stamp = lang_dir / "synth.json"
     fingerprint = _fingerprint(cfg, config.seed, language)
     if stamp.exists():
@@ -346,7 +433,7 @@ def build_language(
             f"(see {lang_dir / 'synth_failed.tsv'}); first: {report.failed[0].reason}"
         )
 
-    by_split: dict[str, list[tuple[str, Utterance]]] = {s: [] for s in SPLITS}
+    by_split: dict[str, list[tuple[str, Utterance]]] = {s: [] for s in cfg.splits()}
     for j in jobs:
         if j.id in errors:
             continue
@@ -398,7 +485,7 @@ def build_corpus(
 def describe(report: LanguageReport) -> str:
     if report.skipped_existing:
         return f"{report.language}: corpus already built, skipped"
-    counts = ", ".join(f"{s} {report.utterances[s]}" for s in SPLITS)
+    counts = ", ".join(f"{s} {n}" for s, n in report.utterances.items())
     voices = "; ".join(f"{s}: {len(v)} voices" for s, v in report.voices.items())
     failed = f"; {len(report.failed)} failed synthesis (listed in synth_failed.tsv)" if report.failed else ""
     return f"{report.language}: {counts} utterances ({voices}){failed}"
