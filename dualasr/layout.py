@@ -47,6 +47,8 @@ from dualasr.errors import DualasrError
 
 #: The identity file of a run directory.
 RUN_FILE = "run.json"
+#: What training reports about a finished run (parameter count, steps, ...).
+SUMMARY_FILE = "train_summary.json"
 #: Where a study keeps its runs, under the study directory.
 EXP_DIR = "exp"
 #: Language -> corpus directory of a study, under the study directory.

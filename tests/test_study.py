@@ -1,4 +1,5 @@
-"""The smoke study end to end: synthetic corpus, SSO/MSO/DO and two named variants trained, decoded, scored, analysed, reported."""
+"""The smoke study end to end: synthetic corpus, SSO/MSO/DO and named variants (one per method
+family) trained, decoded, scored, analysed, reported with the method comparison."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dualasr.config import SynthConfig, load_config
+from dualasr.config import SynthConfig, load_config, model_label
 from dualasr.data.manifest import load_manifest, supervision
 from dualasr.layout import read_run_info
 from dualasr.study import run_study
@@ -90,6 +91,23 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     assert (read_run_info(out / "exp" / "en" / "do_split" / "seed0").model_config["encoder"]["task_specific_layers"]) == 1
     report = (out / "report.html").read_text()
     assert all(label in report for label in ("do_split", "DO (w)"))
+    # One variant of each method family: the report's method comparison names
+    # each, and tables/methods.csv has a row per language, variant and output.
+    methods = {"do", "do_split", "do_w", "do_hier", "do_upgrad", "do_uw", "do_orth", "do_adapt"}
+    assert methods - {"do"} == set(cfg.study.models) - {"sso", "mso", "do"}
+    compared = rows_of(out / "tables" / "methods.csv")
+    assert sorted((r["language"], r["model"], r["output"]) for r in compared) == sorted(
+        (lang, m, o) for lang in ("en", "ko") for m in methods for o in ("surface", "meaning")
+    )
+    assert all(r["cer"] and r["parameters"] and r["seconds_per_step"] and r["no_negative_transfer"] in ("yes", "no")
+               for r in compared)  # fmt: skip
+    extra = {r["model"]: int(r["extra_parameters"]) for r in compared if r["language"] == "en"}
+    assert extra["do"] == extra["do_upgrad"] == extra["do_uw"] == 0  # training methods add no model parameters
+    assert min(extra["do_split"], extra["do_hier"], extra["do_adapt"]) > 0 and extra["do_orth"] == extra["do_split"]
+    comparison = report[report.index("Methods against negative transfer"):]
+    labels = {m: model_label(cfg, m) for m in methods}
+    assert all(f'<td class="label">{label}</td>' in comparison for label in labels.values()), labels
+    assert (out / "figures" / "method_gaps.png").exists()
     assert "Error rates (Table 2)" in report and report.count('src="data:image/png;base64,') >= 2
     # Both test splits side by side, and whether each gap keeps its sign across them.
     assert all(f"en meaning CER {s}" in report and f"en meaning {s}" in report for s in splits)
@@ -103,7 +121,7 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     run_study(cfg, out, progress=False, echo=lines.append)
     assert (out / "exp" / "en" / "do" / "seed0" / "model.pt").stat().st_mtime == mtime
     skipped = [ln for ln in lines if "already trained and decoded, skipped" in ln]
-    assert len(skipped) == 10 and not any("trained and decoded in" in ln for ln in lines), lines
+    assert len(skipped) == 2 * len(cfg.study.models) and not any("trained and decoded in" in ln for ln in lines), lines
     assert sum("lm-meaning: already trained, skipped" in ln for ln in lines) == 2, lines
 
 

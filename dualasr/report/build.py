@@ -10,7 +10,9 @@ draws ``figures/training.png`` from the training logs, and writes atomically
 
 Sections, in the data flow's order: corpus (Table 1), error rates (Table 2),
 CER gap per ED bin (Figure 2), training curves, encoder and decoder CKA
-(Tables 3 and 4), entanglement. Each table is the one its stage writes to its
+(Tables 3 and 4), entanglement, and, when the study has dual-output variants
+beyond the plain DO model, the method comparison (:mod:`dualasr.report.methods`,
+which also writes ``tables/methods.csv|md`` and ``figures/method_gaps.png``). Each table is the one its stage writes to its
 ``.md``: the report reads the stage's rows (CSV) and builds the table with the
 stage's own function (:mod:`dualasr.tables` renders both). The reference
 study's number is shown beside ours wherever it reports the same cell
@@ -39,6 +41,7 @@ from dualasr.reference import CITATION, REFERENCE_CORPUS, REFERENCE_ED_SHARES
 from dualasr.report import findings as fnd
 from dualasr.report.figures import plot_training
 from dualasr.report.inputs import ReportError, read_cka, read_csv, read_training_runs
+from dualasr.report.methods import METHODS_INTRO, method_rows, methods_table, write_methods
 from dualasr.score.ed_gap import GAP_COLUMNS, GAPS_INTRO, gap_row, gap_table
 from dualasr.score.rates import RATE_COLUMNS, RATES_INTRO, rate_row, rate_tables, read_notes
 from dualasr.score.speakers import SPEAKER_COLUMNS, speaker_row, speaker_tables
@@ -238,6 +241,23 @@ def entanglement_section(study: Path) -> Section:
     return s
 
 
+def methods_section(study: Path) -> Section | None:
+    """The method comparison, or None when the study has no dual-output variant
+    beyond the plain DO model (or was not scored)."""
+    rows = method_rows(study)
+    if rows is None:
+        return None
+    s = Section("methods", "Methods against negative transfer", intro=METHODS_INTRO)
+    write_methods(rows, study)
+    s.tables.append(methods_table(rows))
+    s.figures.append(Figure("figures/method_gaps.png", "CER gap model − SO per ED bin, one line per dual-output "
+                            "model, its 95 % CI as a band; below 0: better than the SO model."))  # fmt: skip
+    s.findings = fnd.method_findings(rows)
+    if not (study / "tables" / "entanglement.csv").is_file():
+        s.missing.append(f"tables/entanglement.csv: not found ({RUN_HINT['tables/entanglement.csv']}); E is left empty.")
+    return s
+
+
 # ---------------------------------------------------------------------- the report
 
 
@@ -259,6 +279,8 @@ def build_report(study_dir: str | Path) -> Report:
         cka_section(study, "decoder", 4),
         entanglement_section(study),
     ]
+    if (methods := methods_section(study)) is not None:
+        sections.append(methods)
     report = Report(study, sections, study / "report.html", study / "report.md")
     atomic_write_text(report.markdown, render_markdown(report), overwrite=True)
     atomic_write_text(report.html, render_html(report), overwrite=True)

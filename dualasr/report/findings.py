@@ -13,8 +13,10 @@ import math
 from collections.abc import Sequence
 
 from dualasr.data.stats import LanguageStats
+from dualasr.layout import OUTPUTS
 from dualasr.reference import REFERENCE_CER, REFERENCE_ED_SHARES, REFERENCE_GAP, reference_cka
 from dualasr.report.inputs import Row, TrainingRun, number
+from dualasr.report.methods import MethodRow
 from dualasr.score.ed_gap import ci_degenerate, gap_row
 from dualasr.text.divergence import ED_BIN_LABELS
 
@@ -292,3 +294,36 @@ def cka_findings(rows: Sequence[dict], part: str) -> list[str]:
             text += f"; the reference study reports {ref[0][1]:.2f} at layer {ref[0][0]}"
         sentences.append(text + ".")
     return sentences
+
+
+GOAL = "no negative transfer on either output: the 95 % CI of the gap reaches 0 or below in every ED bin"
+
+
+def method_findings(rows: Sequence[MethodRow]) -> list[str]:
+    """Per language: which dual-output models meet the goal (:data:`GOAL`) on
+    both outputs, and for each that does not, its output and ED bin whose CI
+    lies furthest above 0; a model lacking a CI on an output is undecided."""
+    out = []
+    for lang in sorted({r.language for r in rows}):
+        mine = [r for r in rows if r.language == lang]
+        meets, fails, undecided = [], [], []
+        for model in dict.fromkeys(r.model for r in mine):
+            outputs = [r for r in mine if r.model == model]
+            label = outputs[0].label
+            worst = [(w, r) for r in outputs if (w := r.worst_bin()) is not None]
+            if worst:
+                w, r = max(worst, key=lambda wr: wr[0].ci_low)
+                fails.append(f"{label} ({r.output}, ED {w.ed_bin}: {signed(w.gap)} [{signed(w.ci_low)}, "
+                             f"{signed(w.ci_high)}])")  # fmt: skip
+            elif any(r.meets_goal is None for r in outputs) or {r.output for r in outputs} != set(OUTPUTS):
+                undecided.append(label)
+            else:
+                meets.append(label)
+        parts = [f"{_join(meets)} {'meets' if len(meets) == 1 else 'meet'} the goal" if meets
+                 else "no dual-output model meets the goal"]  # fmt: skip
+        if fails:
+            parts.append(f"negative transfer remains in {_join(fails)}")
+        if undecided:
+            parts.append(f"{_join(undecided)} cannot be judged (an output or a CI is missing)")
+        out.append(f"{lang}: " + "; ".join(parts) + f" (goal: {GOAL}).")
+    return out

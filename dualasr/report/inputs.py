@@ -15,6 +15,7 @@ Files (``DIR`` = the study directory)::
     DIR/tables/entanglement.csv                dualasr.analysis.analyze.ENTANGLEMENT_COLUMNS
     DIR/exp/<lang>/<name>/seed<k>/metrics.csv  long format: epoch, step, split, metric, value
                                                (run.json beside it: the run's label)
+    DIR/exp/<lang>/<name>/seed<k>/train_summary.json  parameter count (method comparison)
 """
 
 from __future__ import annotations

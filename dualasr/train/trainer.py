@@ -60,7 +60,7 @@ from dualasr.config import DataConfig, TextConfig, TrainConfig, model_seed
 from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
 from dualasr.data.manifest import Skipped, load_manifest, supervision
 from dualasr.device import pick_device
-from dualasr.layout import RunInfo, default_label, write_run_info
+from dualasr.layout import SUMMARY_FILE, RunInfo, default_label, write_run_info
 from dualasr.model.asr import TaskLosses, build_model
 from dualasr.model.checkpoint import MODEL_FILE, CheckpointError, load_checkpoint, save_atomic
 from dualasr.model.config import ModelConfig
@@ -680,7 +680,7 @@ def _finish(out_dir: Path, history: list[dict], train_cfg: TrainConfig, run: Run
         "skipped_steps": final_ckpt["skipped_steps"], "averaged_epochs": final_ckpt["averaged_epochs"],
         "best_dev_loss": best[0]["dev_loss"],
     }  # fmt: skip
-    atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=1), overwrite=True)
+    atomic_write_text(out_dir / SUMMARY_FILE, json.dumps(summary, indent=1), overwrite=True)
 
 
 def usable_cuts(
