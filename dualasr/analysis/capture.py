@@ -12,7 +12,7 @@ For every batch of utterances and every model it gives
   ``[sos, y1..yn]``, so position ``i`` holds the state that predicts token
   ``i + 1``), each ``(batch, L + 1, d_model)``, with the ``(batch, L + 1)``
   valid-token mask. The reference is tokenised with *that model's* tokenizer
-  (:func:`dualasr.train.data.target_text`), as in training.
+  (:func:`dualasr.data.manifest.target_text`), as in training.
 
 Several models run on the same batch, so their encoder frames align (same
 audio, same features, same Conv2d subsampling); :func:`capture_batches` checks
@@ -121,7 +121,7 @@ def capture_batches(
     e.g. ``<corpus>/fbank/test.jsonl.gz``) and yield their states batch by batch.
 
     models: name -> (model, its tokenizers), e.g. from
-            :func:`dualasr.train.trainer.load_model`. They are put in eval mode.
+            :func:`dualasr.model.checkpoint.load_model`. They are put in eval mode.
     batch_size: utterances per batch (the order is fixed: see :func:`ordered_cuts`).
     device: where features go; default the device of each model's parameters.
 

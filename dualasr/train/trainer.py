@@ -375,7 +375,23 @@ def _all_reduce_grads(model: torch.nn.Module, world_size: int) -> None:
             all_reduce_mean(t, world_size)
 
 
-class AggregatedStep(Step):
+class PerTaskStep(Step):
+    """A step whose :meth:`backward` needs each output's loss, not their sum:
+    :meth:`forward` keeps the model's :class:`~dualasr.model.asr.TaskLosses`
+    for it. The model is called unwrapped (DDP's hooks would average the
+    summed loss's gradients), so subclasses average over the ranks themselves."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._task: TaskLosses | None = None
+
+    def forward(self, feats: torch.Tensor, lens: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            self._task = self.model.task_losses(feats, lens, targets)
+        return sum(self._task.losses.values()), self._task.stats
+
+
+class AggregatedStep(PerTaskStep):
     """Jacobian descent on the shared encoder (torchjd, Quinton & Rey 2024):
     ``mtl_backward`` gives each output's head and decoder its own loss's gradient
     and stacks the per-output gradients of the shared parameters ``theta`` into a
@@ -403,12 +419,6 @@ class AggregatedStep(Step):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.aggregator = make_aggregator(self.cfg.mtl)
-        self._task: TaskLosses | None = None
-
-    def forward(self, feats: torch.Tensor, lens: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            self._task = self.model.task_losses(feats, lens, targets)
-        return sum(self._task.losses.values()), self._task.stats
 
     def backward(self, loss: torch.Tensor) -> None:
         t, self._task = self._task, None
@@ -436,7 +446,7 @@ class AggregatedStep(Step):
         super()._skip(buffers, what, epoch, i)
 
 
-class WeightedStep(Step):
+class WeightedStep(PerTaskStep):
     """The model trained on ``L = sum_o lambda_o L_o`` with weights ``lambda_o``
     that a :class:`~dualasr.train.mtl.LossWeighting` changes during training
     (uncertainty, DWA, GradNorm). As in :class:`AggregatedStep` the model is
@@ -447,12 +457,6 @@ class WeightedStep(Step):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.weighting = make_weighting(self.cfg.mtl, self.model.outputs).to(self.device)
-        self._task: TaskLosses | None = None
-
-    def forward(self, feats: torch.Tensor, lens: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            self._task = self.model.task_losses(feats, lens, targets)
-        return sum(self._task.losses.values()), self._task.stats
 
     def backward(self, loss: torch.Tensor) -> None:
         t, self._task = self._task, None
