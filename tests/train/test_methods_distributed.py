@@ -17,18 +17,14 @@ loss. Beyond that, the two ranks' gradients are compared with one process:
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.train.ddp_worker import STEPS, build, global_batch, shard
-from tests.train.test_distributed import free_port
+from tests.train.two_ranks import assert_rank_gradients_match, run_two_ranks
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 METHODS = {
@@ -59,17 +55,7 @@ def test_two_rank_ddp_trains_model_side_methods(tiny_config, tmp_path, method):
     overrides["encoder"] = {"conv_norm": "layer", **overrides.get("encoder", {})}
     cfg = tiny_config("do", **overrides)
     (tmp_path / "model.json").write_text(cfg.model_dump_json())
-    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}  # fmt: skip
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), str(tmp_path / "model.json"), str(tmp_path)],
-            cwd=REPO, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for r in range(2)
-    ]
-    errors = [p.communicate(timeout=180)[1].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-2000:] for e in errors)
+    run_two_ranks(WORKER, str(tmp_path / "model.json"), str(tmp_path))
 
     model = build(cfg, 0)
     if cfg.separation is None:  # per-utterance losses: the global batch is the reference
@@ -78,15 +64,7 @@ def test_two_rank_ddp_trains_model_side_methods(tiny_config, tmp_path, method):
         batches = [[shard(global_batch(s), r, 2) for r in range(2)] for s in range(STEPS)]
     single = reference_steps(model, batches)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    for step, ref in enumerate(single):
-        scale = torch.cat([g.flatten() for g in ref.values()]).norm()
-        for k, g in ref.items():
-            g0, g1 = ranks[0]["grads"][step][k], ranks[1]["grads"][step][k]
-            assert torch.equal(g0, g1), f"{method} step {step} {k}: ranks disagree"
-            # Attention key biases have an exactly-zero true gradient (rounding
-            # noise only): those count against the whole gradient's norm.
-            rel = float((g0 - g).norm() / torch.maximum(g.norm(), 1e-6 * scale))
-            assert rel < 1e-5, f"{method} step {step} {k}: relative gradient difference {rel:.2e}"
+    assert_rank_gradients_match(ranks, single, method)
     # The method's own parameters moved: they are trained, not merely registered.
     own = {"hierarchy_sc": "condition", "adapters": "adapter", "orthogonality": "branch"}[method]
     moved = [k for k, w in model.state_dict().items() if own in k and not torch.equal(w, build(cfg, 0).state_dict()[k])]

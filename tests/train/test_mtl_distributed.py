@@ -5,9 +5,6 @@ averaged over the ranks before they are used."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +12,8 @@ import torch
 
 from tests.train.ddp_mtl_worker import run_steps
 from tests.train.ddp_worker import STEPS, build, global_batch
-from tests.train.test_distributed import free_port
+from tests.train.two_ranks import run_two_ranks
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_mtl_worker.py")
 
 
@@ -26,17 +22,7 @@ def test_two_rank_mtl_update_equals_one_process(tiny_config, tmp_path, mtl):
     # LayerNorm in the convolution module: BatchNorm statistics are per rank.
     cfg = tiny_config("do", encoder={"conv_norm": "layer"})
     (tmp_path / "model.json").write_text(cfg.model_dump_json())
-    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}  # fmt: skip
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), str(tmp_path / "model.json"), json.dumps(mtl), str(tmp_path)],
-            cwd=REPO, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for r in range(2)
-    ]
-    errors = [p.communicate(timeout=180)[1].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-2000:] for e in errors)
+    run_two_ranks(WORKER, str(tmp_path / "model.json"), json.dumps(mtl), str(tmp_path))
 
     model = build(cfg, 0)
     single = run_steps(model, mtl, [global_batch(s) for s in range(STEPS)])
