@@ -85,9 +85,8 @@ def main() -> None:
         ap.error("give a package path or --fake")
 
     if args.fake:
-        from tests.learner.serve_fakes import FakePackage, FakeTranscribe, install_audio_stand_in
+        from tests.learner.serve_fakes import FakePackage, FakeTranscribe
 
-        install_audio_stand_in()
         package, transcribe = FakePackage(), FakeTranscribe(seconds=args.fake_seconds)
         what = f"fake transcribe ({args.fake_seconds} s per call)"
     else:
