@@ -1,28 +1,18 @@
-"""Stand-ins for the learner API (``dualasr.learner.transcribe``) in the service's
-tests and ``bench/serve_load.py --fake``: a package, a ``transcribe`` that
-returns a fixed, realistic result timed to the audio it is given and records
-what it received, and ``load_audio`` / ``AudioError`` following the API's
-contract, installed only where the real module is missing.
+"""Stand-ins for a packaged model in the service's tests where the model is not
+what a test is about (limits, bad inputs, concurrency, privacy) and in
+``bench/serve_load.py --fake``: a package and a ``transcribe`` that returns a
+fixed, realistic result timed to the audio it is given, records what it
+received and can spend a set time per call. The audio still goes through the
+real ``dualasr.learner.transcribe.load_audio`` in the service.
 
-To run a test on a real model, give ``create_app`` the package from
-``load_package`` and leave ``transcribe_fn`` out.
+``tests/learner/test_serve_browser.py`` runs the page on a real package.
 """
 
 from __future__ import annotations
 
-import io
-import sys
 import threading
 import time
-import types
-import wave
 from dataclasses import dataclass, field
-
-import numpy as np
-import soundfile as sf
-import soxr
-
-from dualasr.errors import DualasrError
 
 SAMPLE_RATE = 16000
 TICKS = 10_000_000  # 100-ns ticks per second
@@ -105,43 +95,3 @@ class FakeTranscribe:
             "reliable": False,
             "warnings": ["trained on synthetic voices only: not pronunciation feedback on real speech"],
         })  # fmt: skip
-
-
-class AudioError(DualasrError):
-    """Not audio, empty or truncated."""
-
-
-def load_audio(source: bytes) -> tuple[np.ndarray, float]:
-    """The contract of ``dualasr.learner.transcribe.load_audio`` for bytes:
-    float32, 16 kHz, mono, and its duration in seconds."""
-    if not source:
-        raise AudioError("the file is empty")
-    try:
-        audio, rate = sf.read(io.BytesIO(source), dtype="float32", always_2d=True)
-    except sf.SoundFileError as e:
-        raise AudioError(f"not a readable audio file ({e})") from None
-    if source[:4] == b"RIFF":  # libsndfile reads a cut WAV silently; its header tells
-        try:
-            with wave.open(io.BytesIO(source)) as w:
-                promised = w.getnframes()
-        except (wave.Error, EOFError):  # a float or extensible WAV: wave reads PCM headers only
-            promised = 0
-        if promised > len(audio):
-            raise AudioError(f"truncated WAV: the header promises {promised} frames, the file holds {len(audio)}")
-    if not len(audio):
-        raise AudioError("the file holds no audio samples")
-    mono = soxr.resample(audio.mean(axis=1), rate, SAMPLE_RATE).astype(np.float32)
-    return mono, len(mono) / SAMPLE_RATE
-
-
-def install_audio_stand_in() -> bool:
-    """Make ``dualasr.learner.transcribe`` importable with this module's
-    ``load_audio``, ``AudioError`` and a ``FakeTranscribe`` where the real module is missing; True if it was installed."""
-    try:
-        import dualasr.learner.transcribe  # noqa: F401
-    except ModuleNotFoundError:
-        module = types.ModuleType("dualasr.learner.transcribe")
-        module.load_audio, module.AudioError, module.transcribe = load_audio, AudioError, FakeTranscribe()
-        sys.modules[module.__name__] = module
-        return True
-    return False

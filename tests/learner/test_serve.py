@@ -17,9 +17,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from dualasr.learner.serve import create_app, running
-from tests.learner.serve_fakes import FakePackage, FakeTranscribe, install_audio_stand_in
-
-install_audio_stand_in()
+from tests.learner.serve_fakes import FakePackage, FakeTranscribe
 
 PACKAGES = {"en-do": FakePackage(), "ko-do": FakePackage(language="ko", label="DO (ko)")}
 
