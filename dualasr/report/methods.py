@@ -44,7 +44,7 @@ from dualasr.analysis.analyze import ENTANGLEMENT_COLUMNS
 from dualasr.atomic import atomic_write_text, save_figure
 from dualasr.layout import EXP_DIR, OUTPUTS, SUMMARY_FILE, Run, discover_runs
 from dualasr.report.inputs import ReportError, TrainingRun, read_cka, read_csv, read_training_runs
-from dualasr.score.ed_gap import ALL, GAP_COLUMNS, GapRow, gap_row
+from dualasr.score.ed_gap import ALL, GAP_COLUMNS, GapRow, gap_row, style_gap_axes
 from dualasr.score.rates import fmt_number
 from dualasr.tables import Cell, Table, markdown
 from dualasr.text.divergence import ED_BIN_LABELS
@@ -230,12 +230,7 @@ def plot_method_gaps(rows: Sequence[MethodRow], path: str | Path) -> Path:
                 ax.plot(x, [g.gap for g in bins], "o-", color=colours[r.model], label=label)
                 ax.fill_between(x, [g.ci_low for g in bins], [g.ci_high for g in bins], color=colours[r.model],
                                 alpha=0.12, lw=0)  # fmt: skip
-            ax.axhline(0.0, color="black", lw=0.8)
-            ax.set_title(f"{lang} {output}")
-            ax.set_xticks(x, [f"ED {b}" for b in ED_BIN_LABELS])
-            ax.set_ylabel("CER gap model − SO (pp)")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize="small")
+            style_gap_axes(ax, f"{lang} {output}", "CER gap model − SO (pp)")
     return save_figure(fig, path, dpi=120)
 
 

@@ -370,13 +370,19 @@ def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[st
             if (lang, output) in REFERENCE_GAP:
                 ax.plot(x + (len(series) / 2) * width, REFERENCE_GAP[(lang, output)], "s--", color="gray",
                         mfc="none", label="reference study")  # fmt: skip
-            ax.axhline(0.0, color="black", lw=0.8)
-            ax.set_title(f"{lang} {output}")
-            ax.set_xticks(x, [f"ED {b}" for b in ED_BIN_LABELS])
-            ax.set_ylabel("CER gap DO − SO (pp)")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize="small")
+            style_gap_axes(ax, f"{lang} {output}", "CER gap DO − SO (pp)")
     return save_figure(fig, path, dpi=120)
+
+
+def style_gap_axes(ax, title: str, ylabel: str) -> None:
+    """The look every per-ED-bin gap panel shares (this figure and the report's
+    method comparison): a zero line, ED bins on x, the legend when there is one."""
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_title(title)
+    ax.set_xticks(np.arange(len(ED_BIN_LABELS)), [f"ED {b}" for b in ED_BIN_LABELS])
+    ax.set_ylabel(ylabel)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
 
 
 def write_gaps(rows: Sequence[GapRow], out_dir: str | Path, bootstrap: int, notes: Sequence[str] = ()) -> list[Path]:
