@@ -92,16 +92,16 @@ def test_smoke_study_produces_documented_tables(tmp_path):
     report = (out / "report.html").read_text()
     assert all(label in report for label in ("do_split", "DO (w)"))
     # One variant of each method family: the report's method comparison names
-    # each, and tables/methods.csv has a row per language, variant and output.
+    # each, and tables/methods.csv has a row per language, test split, variant and output.
     methods = {"do", "do_split", "do_w", "do_hier", "do_upgrad", "do_uw", "do_orth", "do_adapt"}
     assert methods - {"do"} == set(cfg.study.models) - {"sso", "mso", "do"}
     compared = rows_of(out / "tables" / "methods.csv")
-    assert sorted((r["language"], r["model"], r["output"]) for r in compared) == sorted(
-        (lang, m, o) for lang in ("en", "ko") for m in methods for o in ("surface", "meaning")
+    assert sorted((r["language"], r["split"], r["model"], r["output"]) for r in compared) == sorted(
+        (lang, s, m, o) for lang in ("en", "ko") for s in splits for m in methods for o in ("surface", "meaning")
     )
     assert all(r["cer"] and r["parameters"] and r["seconds_per_step"] and r["no_negative_transfer"] in ("yes", "no")
                for r in compared)  # fmt: skip
-    extra = {r["model"]: int(r["extra_parameters"]) for r in compared if r["language"] == "en"}
+    extra = {r["model"]: int(r["extra_parameters"]) for r in compared if (r["language"], r["split"]) == ("en", splits[0])}
     assert extra["do"] == extra["do_upgrad"] == extra["do_uw"] == 0  # training methods add no model parameters
     assert min(extra["do_split"], extra["do_hier"], extra["do_adapt"]) > 0 and extra["do_orth"] == extra["do_split"]
     comparison = report[report.index("Methods against negative transfer"):]

@@ -300,12 +300,13 @@ GOAL = "no negative transfer on either output: the 95 % CI of the gap reaches 0 
 
 
 def method_findings(rows: Sequence[MethodRow]) -> list[str]:
-    """Per language: which dual-output models meet the goal (:data:`GOAL`) on
+    """Per language (and test split, when there are several): which dual-output models meet the goal (:data:`GOAL`) on
     both outputs, and for each that does not, its output and ED bin whose CI
     lies furthest above 0; a model lacking a CI on an output is undecided."""
     out = []
-    for lang in sorted({r.language for r in rows}):
-        mine = [r for r in rows if r.language == lang]
+    several = len({r.split for r in rows}) > 1
+    for lang, split in sorted({(r.language, r.split) for r in rows}):
+        mine = [r for r in rows if (r.language, r.split) == (lang, split)]
         meets, fails, undecided = [], [], []
         for model in dict.fromkeys(r.model for r in mine):
             outputs = [r for r in mine if r.model == model]
@@ -325,5 +326,6 @@ def method_findings(rows: Sequence[MethodRow]) -> list[str]:
             parts.append(f"negative transfer remains in {_join(fails)}")
         if undecided:
             parts.append(f"{_join(undecided)} cannot be judged (an output or a CI is missing)")
-        out.append(f"{lang}: " + "; ".join(parts) + f" (goal: {GOAL}).")
+        where = f"{lang} {split}" if several else lang
+        out.append(f"{where}: " + "; ".join(parts) + f" (goal: {GOAL}).")
     return out

@@ -52,7 +52,7 @@ from dualasr.text.divergence import ED_BIN_LABELS
 PLAIN_DO = "do"  # the variant every method's cost is measured against
 
 METHOD_COLUMNS = (
-    "language", "model", "label", "output", "unit", "baseline", "seeds", "cer", "cer_so",
+    "language", "split", "model", "label", "output", "unit", "baseline", "seeds", "cer", "cer_so",
     *(f"{k}_{b}" for b in (*ED_BIN_LABELS, ALL) for k in ("gap", "ci_low", "ci_high", "n")),
     "entanglement", "encoder_index", "parameters", "extra_parameters", "seconds_per_step", "step_time_ratio",
     "no_negative_transfer",
@@ -71,11 +71,12 @@ METHODS_INTRO = (
 
 @dataclass(frozen=True)
 class MethodRow:
-    """One language, variant and output. ``gaps``: the ed_gap rows of the ED
+    """One language, test split, variant and output. ``gaps``: the ed_gap rows of the ED
     bins in :data:`ED_BIN_LABELS` order, then the ``all`` row. Numbers are NaN
     when their input is missing; ``meets_goal`` is None when no bin has a CI."""
 
     language: str
+    split: str
     model: str
     label: str
     output: str
@@ -144,20 +145,21 @@ def method_rows(study: Path) -> list[MethodRow] | None:
     for t in read_training_runs(exp):
         times.setdefault((t.language, t.model), []).append(seconds_per_step(t))
     rows = []
-    for lang, name, output, unit in dict.fromkeys((g.language, g.model, g.output, g.unit) for g in gaps):
-        cells = {g.ed_bin: g for g in gaps if (g.language, g.model, g.output, g.unit) == (lang, name, output, unit)}
+    for lang, split, name, output, unit in dict.fromkeys((g.language, g.split, g.model, g.output, g.unit) for g in gaps):
+        key = (lang, split, name, output, unit)
+        cells = {g.ed_bin: g for g in gaps if (g.language, g.split, g.model, g.output, g.unit) == key}
         if any(b not in cells for b in (*ED_BIN_LABELS, ALL)):
-            raise ReportError(f"{study / 'tables' / 'ed_gap.csv'}: {lang} {name} {output} lacks ED bin rows")
+            raise ReportError(f"{study / 'tables' / 'ed_gap.csv'}: {lang} {split} {name} {output} lacks ED bin rows")
         mine = [e for e in ent if (e["lang"], e["model"]) == (lang, name)]
         p, p_do = _mean(params.get((lang, name), [])), _mean(params.get((lang, PLAIN_DO), []))
         s, s_do = _mean(times.get((lang, name), [])), _mean(times.get((lang, PLAIN_DO), []))
         rows.append(MethodRow(
-            lang, name, cells[ALL].label, output, unit, tuple(cells[b] for b in (*ED_BIN_LABELS, ALL)),
+            lang, split, name, cells[ALL].label, output, unit, tuple(cells[b] for b in (*ED_BIN_LABELS, ALL)),
             _mean([e["index"] for e in mine]), _mean([e["encoder_index"] for e in mine]),
             p, p - p_do, s, s / s_do if s_do else math.nan,
         ))  # fmt: skip
     order = {name: i for i, name in enumerate(dict.fromkeys(r.model for r in rows))}
-    return sorted(rows, key=lambda r: (r.language, order[r.model] if r.model != PLAIN_DO else -1,
+    return sorted(rows, key=lambda r: (r.language, r.split, order[r.model] if r.model != PLAIN_DO else -1,
                                        OUTPUTS.index(r.output), r.unit))  # fmt: skip
 
 
@@ -174,7 +176,7 @@ def methods_csv(rows: Sequence[MethodRow]) -> str:
         every = r.overall
         per_bin = [x for g in r.gaps for x in (fmt_number(g.gap), fmt_number(g.ci_low), fmt_number(g.ci_high), g.n)]
         w.writerow([
-            r.language, r.model, r.label, r.output, r.unit, every.baseline, ";".join(map(str, every.seeds)),
+            r.language, r.split, r.model, r.label, r.output, r.unit, every.baseline, ";".join(map(str, every.seeds)),
             fmt_number(every.cer_do), fmt_number(every.cer_so), *per_bin, fmt_number(r.entanglement),
             fmt_number(r.encoder_index), fmt_number(r.parameters, 0), fmt_number(r.extra_parameters, 0),
             fmt_number(r.seconds_per_step), fmt_number(r.step_time_ratio, 3), _goal(r.meets_goal),
@@ -194,15 +196,15 @@ def _num(x: float, fmt: str) -> str:
 
 
 def methods_table(rows: Sequence[MethodRow]) -> Table:
-    """One line per language, variant and output, the plain DO first."""
-    head = ["language", "model", "output", "CER", *(f"gap ED {b}" for b in ED_BIN_LABELS), "E", "enc.",
+    """One line per language, test split, variant and output, the plain DO first."""
+    head = ["language", "split", "model", "output", "CER", *(f"gap ED {b}" for b in ED_BIN_LABELS), "E", "enc.",
             "extra params", "s/step (× DO)", "no negative transfer"]  # fmt: skip
-    table = Table(head, caption="Methods against negative transfer", labels=3)
+    table = Table(head, caption="Methods against negative transfer", labels=4)
     for r in rows:
         out = r.output + (" (PER)" if r.unit == "phone" else "")
         step = _num(r.seconds_per_step, ".3f") + ("" if math.isnan(r.step_time_ratio) else f" (×{r.step_time_ratio:.2f})")
         table.add([
-            r.language, r.label, out, _num(r.overall.cer_do, ".2f"), *(_gap(g) for g in r.gaps[:-1]),
+            r.language, r.split, r.label, out, _num(r.overall.cer_do, ".2f"), *(_gap(g) for g in r.gaps[:-1]),
             _num(r.entanglement, ".3f"), _num(r.encoder_index, ".3f"), _num(r.extra_parameters, "+,.0f"), step,
             _goal(r.meets_goal) or "—",
         ])  # fmt: skip
@@ -218,6 +220,9 @@ def plot_method_gaps(rows: Sequence[MethodRow], path: str | Path) -> Path:
     languages = sorted({r.language for r in rows})
     models = list(dict.fromkeys(r.model for r in rows))
     colours = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    # One line style per test split, named in the legend when there are several.
+    splits = list(dict.fromkeys(r.split for r in rows))
+    styles = dict(zip(splits, ["o-", "s--", "^:", "d-."] * len(splits), strict=False))
     fig = Figure(figsize=(9, 3.2 * max(1, len(languages))), layout="constrained")
     axes = fig.subplots(max(1, len(languages)), 2, squeeze=False, sharex=True)
     x = np.arange(len(ED_BIN_LABELS))
@@ -226,8 +231,8 @@ def plot_method_gaps(rows: Sequence[MethodRow], path: str | Path) -> Path:
             ax = axes[i, j]
             for r in (r for r in rows if (r.language, r.output) == (lang, output)):
                 bins = r.gaps[:-1]
-                label = r.label + (" (PER)" if r.unit == "phone" else "")
-                ax.plot(x, [g.gap for g in bins], "o-", color=colours[r.model], label=label)
+                label = r.label + (" (PER)" if r.unit == "phone" else "") + (f" {r.split}" if len(splits) > 1 else "")
+                ax.plot(x, [g.gap for g in bins], styles[r.split], color=colours[r.model], label=label)
                 ax.fill_between(x, [g.ci_low for g in bins], [g.ci_high for g in bins], color=colours[r.model],
                                 alpha=0.12, lw=0)  # fmt: skip
             style_gap_axes(ax, f"{lang} {output}", "CER gap model − SO (pp)")

@@ -78,7 +78,7 @@ def test_comparison_rows_costs_and_goal(study_dir):
     assert float(rows[("do", "surface")]["entanglement"]) == pytest.approx(float(ent["index"]))
     assert rows[("do_x", "surface")]["entanglement"] == ""
     # The section names each model by label, in the stage's table and the page.
-    labels = [r.cells[1].text for r in section.tables[0].rows]
+    labels = [r.cells[2].text for r in section.tables[0].rows]
     assert labels == ["DO", "DO", "DO+X", "DO+X"]
     assert section.figures[0].path == "figures/method_gaps.png"
     assert (study_dir / "figures" / "method_gaps.png").read_bytes()[:4] == b"\x89PNG"
@@ -105,3 +105,24 @@ def test_seconds_per_step_sum_epochs_over_the_final_step(study_dir):
     (row, *_) = [r for r in method_rows(study_dir) if r.model == "do_x"]
     assert row.seconds_per_step == pytest.approx(9.0 / 30) and row.step_time_ratio == pytest.approx(3.0)
     assert not math.isnan(row.extra_parameters)
+
+
+def test_each_test_split_is_compared_on_its_own_gaps(study_dir):
+    """With two test splits the rows of one split never take the other's gaps."""
+    add_variant(study_dir)
+    path = study_dir / "tables" / "ed_gap.csv"
+    seen = list(csv.DictReader(path.open()))
+    unseen = [{**r, "split": "test_unseen", "gap": str(float(r["gap"]) + 10)} for r in seen]
+    for r in seen:
+        r["split"] = "test_seen"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(seen[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(seen + unseen)
+    rows = method_rows(study_dir)
+    by = {(r.split, r.model, r.output): r for r in rows}
+    assert {s for s, _, _ in by} == {"test_seen", "test_unseen"} and len(rows) == 2 * 4
+    for model, output in (("do", "surface"), ("do_x", "meaning")):
+        a, b = by[("test_seen", model, output)], by[("test_unseen", model, output)]
+        assert [g.gap + 10 for g in a.gaps[:-1]] == pytest.approx([g.gap for g in b.gaps[:-1]])
+    assert any(s.startswith("en test_seen: ") for s in method_findings(rows))
