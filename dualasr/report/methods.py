@@ -44,7 +44,7 @@ from dualasr.analysis.analyze import ENTANGLEMENT_COLUMNS
 from dualasr.atomic import atomic_write_text, save_figure
 from dualasr.layout import EXP_DIR, OUTPUTS, SUMMARY_FILE, Run, discover_runs
 from dualasr.report.inputs import ReportError, TrainingRun, read_cka, read_csv, read_training_runs
-from dualasr.score.ed_gap import ALL, GAP_COLUMNS, GapRow, gap_row, style_gap_axes
+from dualasr.score.ed_gap import ALL, GAP_COLUMNS, GapRow, gap_figure, gap_row, style_gap_axes
 from dualasr.score.rates import fmt_number
 from dualasr.tables import Cell, Table, markdown
 from dualasr.text.divergence import ED_BIN_LABELS
@@ -215,16 +215,13 @@ def plot_method_gaps(rows: Sequence[MethodRow], path: str | Path) -> Path:
     """``figures/method_gaps.png``: per language a row of two panels (surface,
     meaning), the gap per ED bin, one line per variant with its CI as a light
     band. Written atomically."""
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe in servers and threads
-
     languages = sorted({r.language for r in rows})
     models = list(dict.fromkeys(r.model for r in rows))
     colours = {m: f"C{i % 10}" for i, m in enumerate(models)}
     # One line style per test split, named in the legend when there are several.
     splits = list(dict.fromkeys(r.split for r in rows))
     styles = dict(zip(splits, ["o-", "s--", "^:", "d-."] * len(splits), strict=False))
-    fig = Figure(figsize=(9, 3.2 * max(1, len(languages))), layout="constrained")
-    axes = fig.subplots(max(1, len(languages)), 2, squeeze=False, sharex=True)
+    fig, axes = gap_figure(len(languages))
     x = np.arange(len(ED_BIN_LABELS))
     for i, lang in enumerate(languages):
         for j, output in enumerate(OUTPUTS):

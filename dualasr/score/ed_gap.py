@@ -342,11 +342,8 @@ def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[st
     """``figures/ed_gap.png``: per language a row of two panels (surface, meaning),
     the gap per ED bin with its CI as error bars, one series per model (and unit),
     the reference study's gaps as a second series. Written atomically."""
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe in servers and threads
-
     languages = list(languages) if languages else sorted({r.language for r in rows})
-    fig = Figure(figsize=(9, 3.2 * max(1, len(languages))), layout="constrained")
-    axes = fig.subplots(max(1, len(languages)), 2, squeeze=False, sharex=True)
+    fig, axes = gap_figure(len(languages))
     x = np.arange(len(ED_BIN_LABELS))
     for i, lang in enumerate(languages):
         for j, output in enumerate(OUTPUTS):
@@ -372,6 +369,15 @@ def plot_ed_gap(rows: Sequence[GapRow], path: str | Path, languages: Sequence[st
                         mfc="none", label="reference study")  # fmt: skip
             style_gap_axes(ax, f"{lang} {output}", "CER gap DO − SO (pp)")
     return save_figure(fig, path, dpi=120)
+
+
+def gap_figure(languages: int):
+    """A figure of gap panels: one row per language, surface and meaning side
+    by side; returns ``(figure, axes (rows, 2))``."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe in servers and threads
+
+    fig = Figure(figsize=(9, 3.2 * max(1, languages)), layout="constrained")
+    return fig, fig.subplots(max(1, languages), 2, squeeze=False, sharex=True)
 
 
 def style_gap_axes(ax, title: str, ylabel: str) -> None:
