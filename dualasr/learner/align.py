@@ -119,3 +119,34 @@ def word_spans(spans: list[TokenSpan], tokenizer: Tokenizer) -> list[WordSpan]:
         for g in groups
         if g
     ]
+
+
+def extend_word_ends(
+    words: list[WordSpan], waveform: np.ndarray, sample_rate: int, floor_db: float = 30.0
+) -> list[WordSpan]:
+    """Word ends moved later while the recording is still sounding.
+
+    CTC emits a word's last token as a short spike, often before a sustained
+    final sound (a nasal, a voiced stop's closure, a long vowel) is over, so a
+    word's aligned end comes early. Each end is extended over the following
+    10 ms frames that are still sounding, stopping at the first quieter frame
+    and never past the next word's start (or the end of the audio). A frame
+    sounds when its RMS level is within ``floor_db`` dB of the loudest frame
+    and 6 dB above the background (the 10th percentile of the levels, so
+    steady noise in the pauses does not count as speech). ``waveform``: mono
+    samples."""
+    hop = sample_rate // 100
+    n = len(waveform) // hop
+    if not words or n == 0:
+        return words
+    frames = waveform[: n * hop].reshape(n, hop).astype(np.float64)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    loud = level >= max(level.max() - floor_db, np.percentile(level, 10) + 6.0)
+    out = []
+    for i, w in enumerate(words):
+        limit = min(n, int(words[i + 1].start * 100)) if i + 1 < len(words) else n
+        f = int(round(w.end * 100))
+        while f < limit and loud[f]:
+            f += 1
+        out.append(WordSpan(w.text, w.start, max(w.end, f / 100), w.confidence))
+    return out

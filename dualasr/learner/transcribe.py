@@ -31,7 +31,7 @@ from dualasr.decode.search import decode_encoded
 from dualasr.errors import DualasrError
 from dualasr.text.normalize import normalize, normalize_phones
 
-from .align import AlignmentError, WordSpan, forced_align, word_spans
+from .align import AlignmentError, WordSpan, extend_word_ends, forced_align, word_spans
 from .diff import WordDiff, diff_words
 from .package import Package
 
@@ -172,7 +172,8 @@ def transcribe(
         words: list[WordSpan] = []
         if heard in model.ctcs:
             try:
-                words = word_spans(forced_align(model.ctcs[heard].log_probs(enc.out[heard])[0], tokens), tok)
+                spans = word_spans(forced_align(model.ctcs[heard].log_probs(enc.out[heard])[0], tokens), tok)
+                words = extend_word_ends(spans, waveform, SAMPLE_RATE)
             except AlignmentError as e:
                 warnings.append(f"no word times: {e}")
         else:
