@@ -83,13 +83,14 @@ def package_run(run_dir: str | Path, out: str | Path, lms: dict[str, Path] | Non
                 corpus: str | Path | None = None) -> Path:  # fmt: skip
     """Package the trained run in ``run_dir`` (``model.pt``, ``run.json``)
     into the file ``out``; returns it. ``lms``: output -> LM file to fuse;
-    None takes the LMs the run's test decoding fused (``decode_test.json``).
+    None takes the LMs the run's test decoding fused (``decode_<test split>.json``).
     ``corpus``: the corpus directory it was trained on, for provenance; None
     reads it from the study's ``corpora.json`` when the run lies in a study."""
     run_dir, out = Path(run_dir), Path(out)
     info = read_run_info(run_dir)
     ckpt = load_checkpoint(run_dir / MODEL_FILE)
-    decoded = _read_json(run_dir / "decode_test.json") or {}
+    # Every test split of a run is decoded with the same settings and LMs: any one tells them.
+    decoded = next((d for split in decoded_test_splits(run_dir) if (d := _read_json(run_dir / f"decode_{split}.json"))), {})
     if lms is None:
         lms = {o: Path(p) for o, p in decoded.get("lms", {}).items()}
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in ckpt["model"].items()}
@@ -153,7 +154,7 @@ def provenance(run_dir: Path, language: str, outputs: tuple[str, ...], corpus: s
             "speakers": len({s.speaker for s in sups}), "synthetic": bool(engines),
             "engines": dict(sorted(engines.items())),
         }  # fmt: skip
-    prov["test_cer"] = test_cer(run_dir, language, outputs)
+    prov["test_cer"] = {split: test_cer(run_dir, language, outputs, split) for split in decoded_test_splits(run_dir)}
     if prov.get("synthetic"):
         prov["note"] = (f"trained on synthetic voices only (dualasr synth: {', '.join(prov['engines'])}): "
                         "not reliable on real learners")  # fmt: skip
@@ -164,14 +165,20 @@ def provenance(run_dir: Path, language: str, outputs: tuple[str, ...], corpus: s
     return prov
 
 
-def test_cer(run_dir: Path, language: str, outputs: tuple[str, ...]) -> dict[str, float]:
-    """Output -> CER (%) of the run's decoded test set, from its sclite files
-    ``hyp_<o>_test.trn`` / ``ref_<o>_test.trn`` (normalised, jiwer); outputs
-    not decoded are left out."""
+def decoded_test_splits(run_dir: Path) -> list[str]:
+    """The test splits (``test``, ``test_seen``, ``test_unseen``, ...) the run
+    was decoded on, from its ``decode_<split>.json`` files, sorted."""
+    return sorted(p.stem.removeprefix("decode_") for p in Path(run_dir).glob("decode_test*.json"))
+
+
+def test_cer(run_dir: Path, language: str, outputs: tuple[str, ...], split: str = "test") -> dict[str, float]:
+    """Output -> CER (%) of the run's decoded ``split``, from its sclite files
+    ``hyp_<o>_<split>.trn`` / ``ref_<o>_<split>.trn`` (normalised, jiwer);
+    outputs not decoded are left out."""
     out = {}
     for o in outputs:
         try:
-            refs, hyps = (_trn(run_dir / f"{kind}_{o}_test.trn") for kind in ("ref", "hyp"))
+            refs, hyps = (_trn(run_dir / f"{kind}_{o}_{split}.trn") for kind in ("ref", "hyp"))
         except OSError:
             continue
         ids = sorted(refs)

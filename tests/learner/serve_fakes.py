@@ -25,7 +25,7 @@ class FakePackage:
     label: str = "DO"
     provenance: dict = field(default_factory=lambda: {
         "corpus": "dualasr synth (synthetic voices)", "hours": 1.5, "voices": ["espeak-ng en-us"],
-        "test_cer": {"surface": 12.0, "meaning": 8.0},
+        "test_cer": {"test": {"surface": 12.0, "meaning": 8.0}},
     })  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -17,14 +18,14 @@ from typer.testing import CliRunner
 
 from dualasr.cli import app
 from dualasr.decode.search import decode_dual
-from dualasr.learner.package import PackageError, load_package
+from dualasr.learner.package import PackageError, load_package, package_run
 from dualasr.learner.transcribe import AudioError, load_audio, transcribe
 
 
 def test_package_decodes_as_the_run_did(do_package, do_run, tiny_corpus):
     pkg = load_package(do_package)
     assert (pkg.name, pkg.label, pkg.language, pkg.outputs) == ("do", "DO", "en", ("surface", "meaning"))
-    assert set(pkg.provenance["test_cer"]) == {"surface", "meaning"}
+    assert set(pkg.provenance["test_cer"]["test"]) == {"surface", "meaning"}
     assert pkg.provenance["synthetic"] and "espeak-ng" in pkg.provenance["engines"]
     assert "synthetic voices only" in pkg.provenance["note"]
     assert pkg.provenance["train_utterances"] == 24
@@ -144,3 +145,23 @@ def test_cli_package_and_transcribe_many_files_one_bad(do_run, tiny_corpus, tmp_
     assert r.exit_code == 0 and "synthetic voices only" in r.stdout and "NOT RELIABLE" in r.stdout
     r = runner.invoke(app, ["transcribe", str(tmp_path / "missing.dualasr"), good[0]])
     assert r.exit_code == 2 and "missing.dualasr: no such package" in r.stderr
+
+
+def test_a_run_decoded_on_named_test_splits_packages_its_settings_and_each_splits_cer(do_run, tmp_path):
+    """A study with test_seen / test_unseen writes decode_<split>.json and
+    <kind>_<output>_<split>.trn per split: the package takes the decoding
+    settings from them and reports the CER of each split."""
+    run = tmp_path / "run"
+    shutil.copytree(do_run, run)
+    decoded = json.loads((run / "decode_test.json").read_text())
+    for split in ("test_seen", "test_unseen"):
+        shutil.copy(run / "decode_test.json", run / f"decode_{split}.json")
+        for f in run.glob("*_test.trn"):
+            shutil.copy(f, run / f.name.replace("_test.trn", f"_{split}.trn"))
+    for f in [run / "decode_test.json", *run.glob("*_test.trn")]:
+        f.unlink()
+    pkg = load_package(package_run(run, tmp_path / "p.dualasr"))
+    assert set(pkg.provenance["test_cer"]) == {"test_seen", "test_unseen"}
+    assert pkg.provenance["test_cer"]["test_seen"] == pkg.provenance["test_cer"]["test_unseen"]
+    assert set(pkg.provenance["test_cer"]["test_seen"]) == {"surface", "meaning"}
+    assert pkg.decode["beam"] == decoded["beam"] and pkg.decode["ctc_weight"] == decoded["ctc_weight"]
