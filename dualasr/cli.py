@@ -234,13 +234,16 @@ def train(
     from dualasr.config import ConfigError, model_config, model_label, train_config
     from dualasr.data.features import compute_features
     from dualasr.data.manifest import supervision
+    from dualasr.layout import TRAIN_SPLITS
     from dualasr.train.trainer import train as train_model
 
     cfg = _with_skip_invalid(load_config(config), skip_invalid)
     if model not in cfg.study.models:
         raise ConfigError(f"{config}: study.models has no variant {model!r} (variants: {', '.join(cfg.study.models)})")
     with _writer(out):
-        fbank = compute_features(data, progress=progress, skip_invalid=cfg.data.skip_invalid)
+        # Training reads train and dev only: a corpus's test splits may be named
+        # anything (test, test_seen, test_unseen) and are decoded separately.
+        fbank = compute_features(data, TRAIN_SPLITS, progress=progress, skip_invalid=cfg.data.skip_invalid)
         # The corpus language picks study.epochs: one lazily read cut tells it (the
         # trainer reads and validates the whole manifest; an empty one fails there).
         first = next(iter(CutSet.from_jsonl_lazy(fbank / "train.jsonl.gz")), None)
