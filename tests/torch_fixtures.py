@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 
@@ -69,12 +71,21 @@ def vocab():
     return dict(VOCAB)
 
 
+@contextmanager
+def single_thread():
+    """One intra-op thread inside the block, the previous count after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """These tensors are tiny: one intra-op thread is faster than two and
     does not fight other jobs on shared CPUs (two threads under load were
     10x slower here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield

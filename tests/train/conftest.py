@@ -16,6 +16,7 @@ from dualasr.config import load_config, model_config
 from dualasr.model.lm import LMConfig
 from dualasr.train.lm import train_lm
 from dualasr.train.trainer import train
+from tests.torch_fixtures import single_thread
 
 TRAIN_YAML = """\
 seed: 0
@@ -84,12 +85,8 @@ def run(tiny_corpus, tmp_path_factory) -> Run:
 def reference(run, tmp_path_factory) -> Path:
     """An uninterrupted 3-epoch run (one intra-op thread, as every test here)."""
     out = tmp_path_factory.mktemp("reference") / "do"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         run(out)
-    finally:
-        torch.set_num_threads(before)
     return out
 
 
@@ -97,12 +94,8 @@ def reference(run, tmp_path_factory) -> Path:
 def stopped(run, tmp_path_factory) -> Path:
     """A run stopped after epoch 1 of 3 (``checkpoints/last.pt`` present)."""
     out = tmp_path_factory.mktemp("stopped") / "do"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         run(out, stop_after_epoch=1)
-    finally:
-        torch.set_num_threads(before)
     return out
 
 
