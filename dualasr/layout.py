@@ -183,7 +183,7 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
 # ---------------------------------------------------------------- discovery
 
 #: Names of the reference study's single-output models: preferred as baselines.
-_REFERENCE_SO = ("sso", "mso")
+REFERENCE_SO = ("sso", "mso")
 _MODE_ORDER = ("sso", "mso", "do")
 
 
@@ -245,12 +245,12 @@ def baseline_of(info: RunInfo, output: str, runs: Sequence[RunInfo]) -> RunInfo 
         r for r in runs if r.outputs == (output,) and (r.language, r.seed) == (info.language, info.seed)
     ]  # fmt: skip
     if len(candidates) > 1:
-        preferred = [r for r in candidates if r.name in _REFERENCE_SO]
+        preferred = [r for r in candidates if r.name in REFERENCE_SO]
         if len(preferred) != 1:
             names = ", ".join(sorted(r.name for r in candidates))
             raise LayoutError(
                 f"{info.language} seed {info.seed}: several single-output {output} models ({names}) and none "
-                f"named {' or '.join(_REFERENCE_SO)}; the {output} baseline of {info.name} is ambiguous"
+                f"named {' or '.join(REFERENCE_SO)}; the {output} baseline of {info.name} is ambiguous"
             )
         candidates = preferred
     return candidates[0] if candidates else None

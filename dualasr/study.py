@@ -45,7 +45,14 @@ from dualasr.data.features import compute_features
 from dualasr.data.manifest import ManifestError
 from dualasr.data.stats import corpus_stats, format_table, write_stats
 from dualasr.data.synth.corpus import build_corpus, describe
-from dualasr.layout import CORPORA_FILE, TRAIN_SPLITS, manifest_path, read_corpora, test_splits
+from dualasr.layout import (
+    CORPORA_FILE,
+    TRAIN_SPLITS,
+    manifest_path,
+    read_corpora,
+    run_dir,
+    test_splits,
+)
 from dualasr.rundir import locked
 
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
@@ -183,7 +190,7 @@ def model_jobs(
     language's test splits (default: ``test``)."""
     fused = {lang: tuple((j.output, j.path) for j in lms if j.lang == lang) for lang in fbanks}
     jobs = [
-        ModelJob(lang, seed, name, fbank, out / "exp" / lang / name / f"seed{seed}", fused[lang],
+        ModelJob(lang, seed, name, fbank, run_dir(out, lang, name, seed), fused[lang],
                  (tests or {}).get(lang, ("test",)))  # fmt: skip
         for lang, fbank in fbanks.items()
         for seed in config.study.seeds

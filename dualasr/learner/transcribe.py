@@ -172,7 +172,7 @@ def transcribe(
         words: list[WordSpan] = []
         if heard in model.ctcs:
             try:
-                spans = word_spans(forced_align(model.ctcs[heard].log_probs(enc.out[heard])[0], tokens), tok)
+                spans = word_spans(forced_align(model.ctcs[heard].log_probs(enc.ctc_in[heard])[0], tokens), tok)
                 words = extend_word_ends(spans, waveform, SAMPLE_RATE)
             except AlignmentError as e:
                 warnings.append(f"no word times: {e}")

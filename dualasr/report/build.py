@@ -35,7 +35,7 @@ from dualasr.analysis.analyze import (
     intro,
 )
 from dualasr.atomic import atomic_write_text
-from dualasr.data.stats import STATS_COLUMNS, corpus_table, read_stats_csv
+from dualasr.data.stats import corpus_table, read_stats_csv
 from dualasr.layout import EXP_DIR, discover_runs
 from dualasr.reference import CITATION, REFERENCE_CORPUS, REFERENCE_ED_SHARES
 from dualasr.report import findings as fnd
@@ -111,7 +111,7 @@ def _figure(
 def corpus_section(study: Path) -> Section:
     s = Section("corpus", "Corpus (Table 1)")
     path = study / "tables" / "corpus.csv"
-    if read_csv(path, STATS_COLUMNS) is None:
+    if not path.is_file():
         s.missing.append(f"tables/corpus.csv: not found ({RUN_HINT['tables/corpus.csv']}).")
         return s
     stats = read_stats_csv(path)

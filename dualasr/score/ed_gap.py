@@ -46,7 +46,7 @@ import numpy as np
 from scipy import stats
 
 from dualasr.atomic import atomic_write_text, save_figure
-from dualasr.layout import OUTPUTS, default_label
+from dualasr.layout import OUTPUTS, REFERENCE_SO, default_label
 from dualasr.reference import CITATION, REFERENCE_GAP
 from dualasr.score.rates import (
     OutputScores,
@@ -201,7 +201,9 @@ def ed_gap_rows(
             m = in_unit & in_bin
             n = int(m.sum()) if paired else 0
             reference = None
-            if (model, baseline) == ("do", {"surface": "sso", "meaning": "mso"}[output]) and unit == "char" and label != ALL and (refs.language, output) in REFERENCE_GAP:
+            # The reference study's gaps belong to its own DO against its SO models.
+            reference_pair = model == "do" and baseline in REFERENCE_SO
+            if reference_pair and unit == "char" and label != ALL and (refs.language, output) in REFERENCE_GAP:
                 reference = REFERENCE_GAP[(refs.language, output)][ED_BIN_LABELS.index(label)]
             if n == 0:
                 rows.append(GapRow(refs.language, output, unit, model, baseline, label, 0, tuple(paired),
