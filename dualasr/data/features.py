@@ -71,7 +71,8 @@ def compute_split(
     if reuse_or_recompute(out, inputs):
         return out
     skipped: list[Skipped] = []
-    cuts = load_manifest(manifest, skip_invalid=skip_invalid, skipped=skipped)
+    # _whole_audio reads every audio header (and names unreadable files): not twice.
+    cuts = load_manifest(manifest, skip_invalid=skip_invalid, skipped=skipped, check_audio=False)
     cuts = _whole_audio(cuts, manifest, skip_invalid, skipped).resample(SAMPLE_RATE)
     feats_dir.mkdir(parents=True, exist_ok=True)
     # Absolute, like the audio paths in the corpus manifests: Lhotse stores the

@@ -44,6 +44,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ from lhotse import CutSet
 from torchjd.autojac import jac_to_grad, mtl_backward
 from tqdm import tqdm
 
-from dualasr.atomic import atomic_write_text, remove_stale_temporaries
+from dualasr.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from dualasr.config import DataConfig, TextConfig, TrainConfig, model_seed
 from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
 from dualasr.data.manifest import Skipped, load_manifest, supervision
@@ -418,11 +419,13 @@ class AggregatedStep(PerTaskStep):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.model.separation is not None:  # config refuses it too, with the variant named
+            raise ValueError("gradient aggregation with a separation penalty: the penalty depends on both "
+                             "outputs' own parameters, which torchjd's mtl_backward cannot attribute")
         self.aggregator = make_aggregator(self.cfg.mtl)
 
     def backward(self, loss: torch.Tensor) -> None:
         t, self._task = self._task, None
-        # Config refuses a separation penalty here (config._check_aggregable).
         losses = [self.scaler.scale(t.losses[o] / self.cfg.accum_grad) for o in self.model.outputs]
         mtl_backward(losses, features=t.shared_features)
 
@@ -649,7 +652,9 @@ def train(
                 "language": language, "name": name, "label": label, "mtl": train_step.state(),
             }  # fmt: skip
             save_atomic(ckpt, ckpt_dir / f"epoch{epoch}.pt")
-            save_atomic(ckpt, last)
+            # last.pt is the same checkpoint: copy the file rather than hash and serialise it again.
+            with atomic_path(last) as tmp:
+                shutil.copyfile(ckpt_dir / f"epoch{epoch}.pt", tmp)
             _prune(ckpt_dir, history, train_cfg.average_best)
             log.info("epoch %d: dev loss %.3f (%s)", epoch, dev["loss"],
                      ", ".join(f"{k} {v:.3f}" for k, v in dev.items() if k.startswith(("acc", "ter"))))  # fmt: skip

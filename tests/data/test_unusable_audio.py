@@ -45,6 +45,8 @@ def test_unreadable_audio_is_an_error_naming_cut_and_file(corpus, utterances, da
     with pytest.raises(m.ManifestError) as err:
         compute_features(corpus, splits=("train",), progress=False)
     assert "'en2'" in str(err.value) and str(wav) in str(err.value)
+    # Found by the header check before extraction (not by Lhotse dropping it later).
+    assert ("truncated since import" in str(err.value)) == (damage == "truncated")
     assert not (corpus / "fbank" / "train.jsonl.gz").exists()
 
 
@@ -57,6 +59,7 @@ def test_skip_invalid_counts_lists_and_keeps_the_others(corpus, utterances, dama
     rows = (fbank / "train.skipped.tsv").read_text().splitlines()
     assert rows[0] == "id\tsource\treason"
     assert [r.split("\t")[0] for r in rows[1:]] == ["en2"] and str(wav) in rows[1]
+    assert ("truncated since import" in rows[1]) == (damage == "truncated")
     assert "skipped 1 unusable cut(s)" in caplog.text and "train.skipped.tsv" in caplog.text
     cuts = m.load_manifest(fbank / "train.jsonl.gz", check_audio=False)
     assert sorted(cuts.ids) == ["en1", "en3"]

@@ -199,3 +199,13 @@ def test_aggregation_refuses_methods_whose_parameters_are_neither_shared_nor_one
         Config(study={"models": {"do_x": {"mode": "do", "model": model, "train": {"mtl": {"aggregator": "upgrad"}}}}})
     weighted = Config(study={"models": {"do_x": {"mode": "do", "model": model, "train": {"mtl": {"weighting": "uncertainty"}}}}})
     assert train_config(weighted, "en", "do_x").mtl.weighting == "uncertainty"  # weighting handles both
+
+
+def test_an_aggregated_step_refuses_a_model_with_a_separation_penalty():
+    """Also when the step is built without a config (train() called directly):
+    the penalty would otherwise be silently left out of the gradients."""
+    torch.manual_seed(0)
+    model = build_model(_tiny_config("do", encoder={"task_specific_layers": 1},
+                                     separation={"kind": "cka", "weight": 1.0}), VOCAB)  # fmt: skip
+    with pytest.raises(ValueError, match="gradient aggregation with a separation penalty"):
+        tiny_step(model, {"aggregator": "upgrad"})
