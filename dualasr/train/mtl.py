@@ -145,14 +145,17 @@ class DWA(LossWeighting):
         return (len(self.outputs) * torch.softmax(rates / self.temperature, 0)).float()
 
     def loss(self, losses: Tensor, features: list[Tensor], world_size: int) -> Tensor:
-        self.epoch_sum += all_reduce_mean(losses.detach().double().clone(), world_size)
+        # Summed on this rank; averaged over the ranks once per epoch (end_epoch),
+        # not with a collective on every batch (every rank sees as many batches).
+        self.epoch_sum += losses.detach().double()
         self.epoch_batches += 1
         return (self.weights().to(losses.dtype) * losses).sum()
 
     def end_epoch(self, world_size: int) -> None:
         if self.epoch_batches == 0:
             return
-        self.history = torch.stack([self.history[1], self.epoch_sum / self.epoch_batches])
+        mean = all_reduce_mean(self.epoch_sum.clone(), world_size) / self.epoch_batches
+        self.history = torch.stack([self.history[1], mean])
         self.epochs_seen += 1
         self.epoch_sum.zero_()
         self.epoch_batches.zero_()
