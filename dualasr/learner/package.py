@@ -31,7 +31,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jiwer
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -42,8 +41,9 @@ from dualasr.layout import CORPORA_FILE, read_run_info
 from dualasr.model.asr import DualASR, build_model
 from dualasr.model.checkpoint import MODEL_FILE, load_checkpoint, state_checksum
 from dualasr.model.config import LMConfig, ModelConfig
-from dualasr.model.lm import LMError, TokenLM
-from dualasr.text.normalize import normalize
+from dualasr.model.lm import TokenLM, read_lm_checkpoint
+from dualasr.score.rates import corpus_rate, count_errors
+from dualasr.text.normalize import normalize, normalize_phones
 from dualasr.text.tokenizer import Tokenizer
 
 FORMAT = "dualasr-package"
@@ -98,9 +98,7 @@ def package_run(run_dir: str | Path, out: str | Path, lms: dict[str, Path] | Non
     for output, path in lms.items():
         if output not in info.outputs:
             raise PackageError(f"{path}: a language model for {output!r}, which {run_dir} does not output")
-        lm = load_checkpoint(path, required=("model", "lm_config", "tokenizer", "output"), error=LMError)
-        if lm["tokenizer"]["tokens"] != ckpt["tokenizers"][output]["tokens"]:
-            raise PackageError(f"{path}: the language model's tokens differ from {run_dir}'s {output} tokens")
+        lm = read_lm_checkpoint(path, Tokenizer.from_dict(ckpt["tokenizers"][output]))
         tensors |= {f"lm.{output}.{k}": v.detach().cpu().contiguous().clone() for k, v in lm["model"].items()}
         lm_meta[output] = {"lm_config": lm["lm_config"]}
     decode = {k: decoded[k] for k in ("beam", "ctc_weight", "length_penalty", "max_len_ratio", "lm_weight")
@@ -109,7 +107,7 @@ def package_run(run_dir: str | Path, out: str | Path, lms: dict[str, Path] | Non
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": info.name, "label": info.label,
         "mode": info.mode, "outputs": list(info.outputs), "language": info.language,
         "model_config": ckpt["model_config"], "tokenizers": ckpt["tokenizers"], "lms": lm_meta,
-        "decode": decode, "provenance": provenance(run_dir, info.language, info.outputs, corpus),
+        "decode": decode, "provenance": provenance(run_dir, info.language, {o: ckpt["tokenizers"][o]["unit"] for o in info.outputs}, corpus),
     }  # fmt: skip
     text = json.dumps(meta, ensure_ascii=False, sort_keys=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,8 +129,9 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def provenance(run_dir: Path, language: str, outputs: tuple[str, ...], corpus: str | Path | None) -> dict:
-    """What the run learnt from and how well it did (see the module docstring)."""
+def provenance(run_dir: Path, language: str, units: dict[str, str], corpus: str | Path | None) -> dict:
+    """What the run learnt from and how well it did (see the module docstring);
+    ``units``: output -> its tokenizer's unit."""
     if corpus is None:  # a study's run lies in DIR/exp/<lang>/<name>/seed<k>
         corpora = _read_json(run_dir.resolve().parents[3] / CORPORA_FILE) or {}
         corpus = corpora.get(language)
@@ -154,7 +153,7 @@ def provenance(run_dir: Path, language: str, outputs: tuple[str, ...], corpus: s
             "speakers": len({s.speaker for s in sups}), "synthetic": bool(engines),
             "engines": dict(sorted(engines.items())),
         }  # fmt: skip
-    prov["test_cer"] = {split: test_cer(run_dir, language, outputs, split) for split in decoded_test_splits(run_dir)}
+    prov["test_cer"] = {split: test_cer(run_dir, language, units, split) for split in decoded_test_splits(run_dir)}
     if prov.get("synthetic"):
         prov["note"] = (f"trained on synthetic voices only (dualasr synth: {', '.join(prov['engines'])}): "
                         "not reliable on real learners")  # fmt: skip
@@ -171,21 +170,23 @@ def decoded_test_splits(run_dir: Path) -> list[str]:
     return sorted(p.stem.removeprefix("decode_") for p in Path(run_dir).glob("decode_test*.json"))
 
 
-def test_cer(run_dir: Path, language: str, outputs: tuple[str, ...], split: str = "test") -> dict[str, float]:
-    """Output -> CER (%) of the run's decoded ``split``, from its sclite files
-    ``hyp_<o>_<split>.trn`` / ``ref_<o>_<split>.trn`` (normalised, jiwer);
-    outputs not decoded are left out."""
+def test_cer(run_dir: Path, language: str, units: dict[str, str], split: str = "test") -> dict[str, float]:
+    """Output -> error rate (%) of the run's decoded ``split``, from its sclite
+    files ``hyp_<o>_<split>.trn`` / ``ref_<o>_<split>.trn``, counted as
+    ``dualasr score`` counts it (:func:`dualasr.score.rates.count_errors`:
+    characters, or phones for a phone output); outputs not decoded are left out."""
     out = {}
-    for o in outputs:
+    for o, unit in units.items():
         try:
             refs, hyps = (_trn(run_dir / f"{kind}_{o}_{split}.trn") for kind in ("ref", "hyp"))
         except OSError:
             continue
         ids = sorted(refs)
-        ref = [normalize(refs[i], language) for i in ids]
-        hyp = [normalize(hyps.get(i, ""), language) for i in ids]
-        if any(ref):
-            out[o] = round(100 * jiwer.cer(ref, hyp), 2)
+        unit = "phone" if unit == "phone" else "char"
+        text = (lambda t: " ".join(normalize_phones(t))) if unit == "phone" else (lambda t: normalize(t, language))
+        ref_len, errors = count_errors([text(refs[i]) for i in ids], [text(hyps.get(i, "")) for i in ids], unit)
+        if ref_len.sum():
+            out[o] = round(corpus_rate(errors, ref_len), 2)
     return out
 
 
@@ -249,7 +250,10 @@ def load_package(path: str | Path, device: torch.device | str = "cpu") -> Packag
         raise PackageError(f"{path}: checksum mismatch: the package was changed or is corrupt; not loaded")
     tokenizers = {o: Tokenizer.from_dict(t) for o, t in meta["tokenizers"].items()}
     model = build_model(ModelConfig.model_validate(meta["model_config"]), {o: len(t) for o, t in tokenizers.items()})
-    model.load_state_dict(_prefixed(tensors, "model."))
+    try:
+        model.load_state_dict(_prefixed(tensors, "model."))
+    except RuntimeError as e:
+        raise PackageError(f"{path}: weights do not fit the packaged model config ({e})") from None
     model.language = meta["language"]
     lms = {}
     for output, lm_meta in meta["lms"].items():

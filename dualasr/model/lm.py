@@ -85,6 +85,15 @@ class LMError(CheckpointError):
 
 def load_lm(path: str | Path, tokenizer: Tokenizer, device: torch.device | str = "cpu") -> TokenLM:
     """The LM at ``path``, in eval mode, checked to use ``tokenizer``'s ids."""
+    ckpt = read_lm_checkpoint(path, tokenizer)
+    lm = TokenLM(len(tokenizer), LMConfig.model_validate(ckpt["lm_config"]))
+    lm.load_state_dict(ckpt["model"])
+    return lm.to(device).eval()
+
+
+def read_lm_checkpoint(path: str | Path, tokenizer: Tokenizer) -> dict:
+    """The verified checkpoint dict of the LM at ``path``; an :class:`LMError`
+    when its tokens (ids and unit) are not ``tokenizer``'s."""
     ckpt = load_checkpoint(path, required=("model", "lm_config", "tokenizer", "output"), error=LMError)
     lm_tok = Tokenizer.from_dict(ckpt["tokenizer"])
     if lm_tok.tokens != tokenizer.tokens or lm_tok.unit != tokenizer.unit:
@@ -93,6 +102,4 @@ def load_lm(path: str | Path, tokenizer: Tokenizer, device: torch.device | str =
             f"ASR model's {len(tokenizer)} {tokenizer.unit} tokens for output {ckpt['output']!r}; "
             "train the LM on the same training split and text settings"
         )
-    lm = TokenLM(len(lm_tok), LMConfig.model_validate(ckpt["lm_config"]))
-    lm.load_state_dict(ckpt["model"])
-    return lm.to(device).eval()
+    return ckpt
