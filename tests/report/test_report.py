@@ -273,3 +273,20 @@ def test_cer_notes_name_the_decoding_and_its_language_models(study_dir):
     # The surface weight is set, but no surface LM was given: it is not fused.
     assert "Test decoding of en/mso/seed0, en/do/seed0: beam 5, CTC weight 0.3 (outputs with a CTC head), meaning LM at weight 0.3." in md
     assert "Test decoding of en/sso/seed0: beam 5, CTC weight 0.3 (outputs with a CTC head), no language model." in md
+
+
+def test_cer_notes_name_a_run_once_over_its_test_splits(study_dir):
+    """A run decoded on test_seen and test_unseen with one set-up is named once
+    in that set-up's note; each split's settings are read."""
+    from dualasr.config import DecodeConfig
+
+    run = study_dir / "exp" / "en" / "do" / "seed0"
+    run.mkdir(parents=True, exist_ok=True)
+    write_run_info(run, RunInfo("do", "do", ("surface", "meaning"), "en", 0))
+    for split, beam in (("test_seen", 5), ("test_unseen", 5), ("test_other", 3)):
+        (run / f"decode_{split}.json").write_text(json.dumps({**DecodeConfig(beam=beam).model_dump(), "lms": {}}))
+        (run / f"hyps_{split}.jsonl").write_text("")
+    notes = [ln for ln in build_report(study_dir).markdown.read_text().splitlines() if "Test decoding of" in ln]
+    beam5 = [ln for ln in notes if "beam 5," in ln]
+    assert len(beam5) == 1 and beam5[0].count("en/do/seed0") == 1
+    assert any("beam 3," in ln and "en/do/seed0" in ln for ln in notes)
