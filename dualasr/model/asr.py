@@ -110,7 +110,7 @@ class TaskLosses:
     features: ``(batch, frames, d_model)`` shared encoder output
               (:attr:`EncoderOutput.shared`); every loss reaches the shared
               parameters only through it unless the model is hierarchical.
-    stats:    flat dict of detached floats (see :meth:`DualASR.forward`).
+    stats:    flat dict of detached statistics (see :meth:`DualASR.forward`).
     shared_features: every tensor through which the losses reach the shared
               parameters (:attr:`EncoderOutput.shared_features`): ``[features]``,
               or ``[h_k, top]`` with a surface head on block ``k``.
@@ -121,7 +121,7 @@ class TaskLosses:
 
     losses: dict[str, Tensor]
     features: Tensor
-    stats: dict[str, float]
+    stats: dict[str, Tensor | float]
     shared_features: list[Tensor]
     penalty: Tensor | None = None
 
@@ -186,31 +186,36 @@ class DualASR(nn.Module):
             if o in self.ctcs:
                 ctc = self._calc_ctc_loss(enc.ctc_in[o], enc.lens, ys, ys_lens, o)
                 total = total + self.weights[f"ctc_{o}"] * ctc
-                stats[f"loss_ctc_{o}"] = ctc.detach().item()
+                stats[f"loss_ctc_{o}"] = ctc.detach()
                 if not self.training:  # validation: how far the CTC best path is from the target
                     stats.update(self._ctc_edits(enc.ctc_in[o], enc.lens, ys, ys_lens, o))
             att, acc = self._calc_att_loss(enc.out[o], enc.mask, ys, ys_lens, o)
             total = total + self.weights[f"att_{o}"] * att
-            stats[f"loss_att_{o}"] = att.detach().item()
+            stats[f"loss_att_{o}"] = att.detach()
             stats[f"acc_{o}"] = acc
             losses[o] = total
-            stats[f"loss_{o}"] = total.detach().item()
+            stats[f"loss_{o}"] = total.detach()
         stats["loss"] = sum(stats[f"loss_{o}"] for o in self.outputs)
         penalty = self._separation_penalty(enc, stats) if self.separation else None
         return TaskLosses(losses, enc.shared, stats, enc.shared_features, penalty)
 
     def forward(
         self, feats: Tensor, feat_lens: Tensor, targets: Targets
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor | float]]:
         """Weighted total loss and stats: ``loss``, ``loss_<o>`` (weighted per
         output), ``loss_ctc_<o>``, ``loss_att_<o>``, ``acc_<o>`` (teacher-forced
         token accuracy of the decoder), and with a separation penalty
-        ``penalty_<kind>`` (unweighted P; ``loss`` includes ``lambda * P``)."""
+        ``penalty_<kind>`` (unweighted P; ``loss`` includes ``lambda * P``).
+
+        The statistics are detached 0-dim tensors on the model's device (floats
+        for the dev-only CTC edit counts): turning each into a Python float here
+        would stop an accelerator's queue several times a step, so the trainer
+        sums them as tensors and converts once per log interval."""
         t = self.task_losses(feats, feat_lens, targets)
         loss = sum(t.losses.values())
         return (loss if t.penalty is None else loss + t.penalty), t.stats
 
-    def _separation_penalty(self, enc: EncoderOutput, stats: dict[str, float]) -> Tensor:
+    def _separation_penalty(self, enc: EncoderOutput, stats: dict[str, Tensor | float]) -> Tensor:
         """``lambda * P`` between the surface and meaning encoder outputs; adds
         ``penalty_<kind>`` (P) to ``stats`` and lambda P to ``stats["loss"]``."""
         h_s, h_m = enc.out["surface"], enc.out["meaning"]
@@ -221,7 +226,7 @@ class DualASR(nn.Module):
             )
         kind, weight = self.separation.kind, self.separation.weight
         p = separation_penalty(kind, h_s, h_m, enc.mask)
-        stats[f"penalty_{kind}"] = p.detach().item()
+        stats[f"penalty_{kind}"] = p.detach()
         stats["loss"] += weight * stats[f"penalty_{kind}"]
         return weight * p
 
@@ -241,7 +246,7 @@ class DualASR(nn.Module):
 
     def _calc_att_loss(
         self, enc_out: Tensor, enc_mask: Tensor, ys: Tensor, ys_lens: Tensor, output: str
-    ) -> tuple[Tensor, float]:
+    ) -> tuple[Tensor, Tensor]:
         ys_in, ys_out = add_sos_eos(ys, ys_lens, self.sos_eos[output])
         logits, _ = self.decoders[output](ys_in, enc_out, enc_mask)
         logits = logits.float()
@@ -253,7 +258,7 @@ class DualASR(nn.Module):
             reduction="sum",
         ) / ys.size(0)
         valid = ys_out != IGNORE_ID
-        acc = (logits.argmax(-1) == ys_out)[valid].float().mean().item()
+        acc = (logits.argmax(-1) == ys_out)[valid].float().mean()
         return loss, acc
 
     def decoder_states(

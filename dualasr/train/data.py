@@ -80,8 +80,10 @@ def make_loader(
     num_workers: int = 0,
     world_size: int | None = None,
     rank: int | None = None,
+    pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader over duration-bucketed batches of at most ``max_duration`` seconds."""
+    """A DataLoader over duration-bucketed batches of at most ``max_duration`` seconds.
+    ``pin_memory`` (for a CUDA device) lets the batches' copies to it overlap compute."""
     buckets = min(num_buckets, len(cuts))  # Lhotse needs at least one cut per bucket
     common = dict(max_duration=max_duration, shuffle=shuffle, seed=seed, drop_last=False,
                   world_size=world_size, rank=rank)  # fmt: skip
@@ -99,4 +101,5 @@ def make_loader(
         batch_size=None,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
     )

@@ -140,10 +140,10 @@ def test_loss_adds_weighted_penalty_and_exposes_it(kind, tiny_config, random_bat
     feats, lens, targets = random_batch()
     t = model.task_losses(feats, lens, targets)
     loss, stats = model(feats, lens, targets)
-    p = stats[f"penalty_{kind}"]
+    p = stats[f"penalty_{kind}"].item()
     assert t.penalty.requires_grad and t.penalty.item() == pytest.approx(7.0 * p, rel=1e-6)
     assert loss.item() == pytest.approx(sum(v.item() for v in t.losses.values()) + 7.0 * p, rel=1e-6)
-    assert stats["loss"] == pytest.approx(loss.item(), rel=1e-6)
+    assert stats["loss"].item() == pytest.approx(loss.item(), rel=1e-6)
     enc = model.encode(feats, lens)
     direct = separation_penalty(kind, enc.out["surface"], enc.out["meaning"], enc.mask)
     assert p == pytest.approx(direct.item(), rel=1e-6)
