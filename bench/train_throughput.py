@@ -12,8 +12,9 @@ A ratio full / bare near 1 means data loading is not the bottleneck.
 
 ``--before`` also times the step as it was before the speed work (PyTorch's
 default AdamW, a Python loop over the parameters on CPU; every statistic turned
-into a Python float inside the step), alternating rounds with today's step on
-copies of one model and one batch, and prints the ratio.
+into a Python float inside the step; relative-position attention with explicit
+score and weight tensors), alternating rounds with today's step on copies of one
+model and one batch, and prints the ratio.
 
 ``--jobs N`` also measures N training processes at once (as ``study.jobs``
 runs models), summed, next to the one process of the same run.
@@ -30,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import multiprocessing
 import statistics
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -44,6 +47,7 @@ from dualasr.data.features import compute_features
 from dualasr.data.manifest import load_manifest
 from dualasr.device import pick_device
 from dualasr.model.asr import build_model
+from dualasr.model.layers import RelPositionMultiHeadAttention
 from dualasr.study import threads_per_job
 from dualasr.train.data import build_tokenizers, make_loader
 from dualasr.train.trainer import DistInfo, _to, make_optimizer, make_step, mixed_precision
@@ -59,10 +63,28 @@ def sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def explicit_attention(self, x, pos_emb, mask):
+    """``RelPositionMultiHeadAttention.forward`` before the speed work: score
+    and weight tensors built one op at a time (the same function)."""
+    b, t, _ = x.shape
+    q = self.q(x).view(b, t, self.heads, self.d_k)
+    k, v = self.project_kv(x)
+    p = self.pos(pos_emb).view(1, -1, self.heads, self.d_k).transpose(1, 2)
+    ac = torch.matmul((q + self.pos_bias_u).transpose(1, 2), k.transpose(-2, -1))
+    bd = self.rel_shift(torch.matmul((q + self.pos_bias_v).transpose(1, 2), p.transpose(-2, -1)))
+    scores = ((ac + bd) / math.sqrt(self.d_k)).masked_fill(~mask[:, None, None, :], torch.finfo(x.dtype).min)
+    weights = torch.softmax(scores, dim=-1).masked_fill(~mask[:, None, None, :], 0.0)
+    ctx = torch.matmul(self.attn_dropout(weights), v)
+    return self.out(ctx.transpose(1, 2).reshape(b, t, -1))
+
+
 def make_bench_step(model, cfg, device: torch.device, before: bool = False):
     """The trainer's step for ``model`` (constant learning rate); ``before``:
     with the optimizer and statistics of the step before the speed work."""
     if before:
+        for m in model.modules():
+            if isinstance(m, RelPositionMultiHeadAttention):
+                m.forward = types.MethodType(explicit_attention, m)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     else:
         opt = make_optimizer(model.parameters(), cfg.train)

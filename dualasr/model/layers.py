@@ -143,20 +143,20 @@ class RelPositionMultiHeadAttention(MultiHeadAttention):
 
     def forward(self, x: Tensor, pos_emb: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
         """``x`` ``(batch, T, d)``, ``pos_emb`` ``(1, 2T-1, d)``, ``mask`` ``(batch, T)``
-        key mask (True = valid) -> ``(batch, T, d)``."""
+        key mask (True = valid) -> ``(batch, T, d)``.
+
+        The position term ``(q_i + v)·W_p p_{i-j} / sqrt(d_k)`` goes to
+        ``scaled_dot_product_attention`` as an additive bias (``-inf`` on padded
+        keys, which then get exactly zero weight, as ESPnet zeroes them), and
+        the kernel does the content term, softmax and weighted sum in one op:
+        no separate score and weight tensors to store for the backward.
+        """
         b, t, _ = x.shape
         q = self.q(x).view(b, t, self.heads, self.d_k)
         k, v = self.project_kv(x)
         p = self.pos(pos_emb).view(1, -1, self.heads, self.d_k).transpose(1, 2)
-        ac = torch.matmul((q + self.pos_bias_u).transpose(1, 2), k.transpose(-2, -1))
-        bd = self.rel_shift(
-            torch.matmul((q + self.pos_bias_v).transpose(1, 2), p.transpose(-2, -1))
-        )
-        scores = (ac + bd) / math.sqrt(self.d_k)
-        key_mask = mask[:, None, None, :]
-        scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
-        # Zero the weights of padded keys after the softmax too, as ESPnet does,
-        # so a padded key gets exactly zero weight whatever the score scale.
-        weights = torch.softmax(scores, dim=-1).masked_fill(~key_mask, 0.0)
-        ctx = torch.matmul(self.attn_dropout(weights), v)
+        bd = self.rel_shift(torch.matmul((q + self.pos_bias_v).transpose(1, 2), p.transpose(-2, -1)))
+        bias = (bd / math.sqrt(self.d_k)).masked_fill(~mask[:, None, None, :], float("-inf"))
+        drop = self.attn_dropout.p if self.training else 0.0
+        ctx = F.scaled_dot_product_attention((q + self.pos_bias_u).transpose(1, 2), k, v, attn_mask=bias, dropout_p=drop)
         return self.out(ctx.transpose(1, 2).reshape(b, t, -1))
