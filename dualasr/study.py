@@ -58,6 +58,16 @@ from dualasr.rundir import locked
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
 
 
+def check_pretrained_extra(config: Config) -> None:
+    """Before any work: a variant with a pretrained model needs the optional
+    extra; without it, an error naming the variants and the install command."""
+    needing = [m for m in config.study.models if model_config(config, m).pretrained is not None]
+    if needing:
+        from dualasr.model.pretrained import require_transformers
+
+        require_transformers(f"study.models {', '.join(needing)} (pretrained models)")
+
+
 def corpus_dirs(config: Config, out: Path, allow_fewer_voices: bool, progress: bool, echo) -> dict[str, Path]:
     """Language -> manifest directory: the configured prepared corpora, or the
     synthetic corpus built under ``out/data``."""
@@ -90,6 +100,7 @@ def run_study(
     (``report.html``, :mod:`dualasr.report`). Returns the study directory."""
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")
+    check_pretrained_extra(config)
     with locked(out):
         return _run_study(config, Path(out), allow_fewer_voices, progress, echo, until)
 
@@ -121,7 +132,13 @@ def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bo
 
     from dualasr.analysis.analyze import analyze_study
 
-    analysis = analyze_study(out, models=list(config.study.models), seeds=config.study.seeds, echo=echo)
+    analysed = [m for m in config.study.models if model_config(config, m).pretrained is None]
+    if len(analysed) < len(config.study.models):
+        # Pretrained encoders run at 20 ms frames, the Conformer at 40 ms: frame-level CKA
+        # between them is undefined (dualasr.analysis.capture.CaptureError).
+        echo("analyze: pretrained variants left out of the CKA comparison (other frame rate): "
+             + ", ".join(m for m in config.study.models if m not in analysed))  # fmt: skip
+    analysis = analyze_study(out, models=analysed, seeds=config.study.seeds, echo=echo)
     echo((out / "tables" / "entanglement.md").read_text())
     echo(f"analyze: wrote {', '.join(str(f) for f in analysis.files)}")
     if until == "analyze":

@@ -28,20 +28,21 @@ def byte_vocab() -> dict[str, int]:
     return {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
 
 
-def save_whisper(d: Path, whole: bool = True) -> Path:
-    """A 2+1-layer Whisper (d 32) with its feature extractor and tokenizer in ``d``."""
+def save_whisper(d: Path, seconds: int = 4) -> Path:
+    """A 2+1-layer Whisper (d 32) with a window of ``seconds``, its feature
+    extractor and tokenizer in ``d``."""
     tok = transformers.WhisperTokenizer(vocab=byte_vocab(), merges=[])
     tok.add_special_tokens({"additional_special_tokens": SPECIALS[1:]})
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
     cfg = transformers.WhisperConfig(
         vocab_size=len(tok), num_mel_bins=80, d_model=32, encoder_layers=2, encoder_attention_heads=2,
         decoder_layers=1, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=200, max_target_positions=128, pad_token_id=ids["<|endoftext|>"],
+        max_source_positions=50 * seconds, max_target_positions=128, pad_token_id=ids["<|endoftext|>"],
         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|endoftext|>"],
         decoder_start_token_id=ids["<|startoftranscript|>"],
     )  # fmt: skip
     transformers.WhisperForConditionalGeneration(cfg).save_pretrained(d)
-    transformers.WhisperFeatureExtractor(feature_size=80, chunk_length=4).save_pretrained(d)
+    transformers.WhisperFeatureExtractor(feature_size=80, chunk_length=seconds).save_pretrained(d)
     tok.save_pretrained(d)
     return d
 
@@ -55,7 +56,7 @@ def save_wav2vec2(d: Path, family: str = "wav2vec2") -> Path:
     return d
 
 
-def save_pretrained_dir(root: Path, family: str) -> Path:
+def save_pretrained_dir(root: Path, family: str, **kwargs) -> Path:
     d = root / family
     d.mkdir(parents=True, exist_ok=True)
-    return save_whisper(d) if family == "whisper" else save_wav2vec2(d, family)
+    return save_whisper(d, **kwargs) if family == "whisper" else save_wav2vec2(d, family)

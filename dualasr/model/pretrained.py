@@ -140,11 +140,11 @@ def load_pretrained(cfg: PretrainedConfig, weights: bool = True) -> Loaded:
                               "save it beside the model with its save_pretrained")  # fmt: skip
     fe = tf.AutoFeatureExtractor.from_pretrained(d, local_files_only=True)
     check_feature_extractor(fe, config, d)
-    cls = tf.WhisperForConditionalGeneration if cfg.whole else tf.AutoModel
-    if weights:
-        model = cls.from_pretrained(d, local_files_only=True)
+    if cfg.whole:
+        model = (tf.WhisperForConditionalGeneration.from_pretrained(d, local_files_only=True) if weights
+                 else tf.WhisperForConditionalGeneration(config))  # fmt: skip
     else:
-        model = cls.from_config(config)
+        model = tf.AutoModel.from_pretrained(d, local_files_only=True) if weights else tf.AutoModel.from_config(config)
     if family == "whisper" and not cfg.whole:
         model = model.get_encoder()
     tokenizer = None
