@@ -58,6 +58,17 @@ from dualasr.rundir import locked
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
 
 
+def analysed_models(config: Config) -> list[str]:
+    """The variants the CKA analysis compares: frame-level CKA needs the same
+    frames, and pretrained encoders give 20 ms frames where the Conformer gives
+    40 ms, so where the study has Conformer variants the pretrained ones are
+    left out; a whole Whisper model (its own decoder, Whisper tokens) always is."""
+    pretrained = {m: model_config(config, m).pretrained for m in config.study.models}
+    if any(p is None for p in pretrained.values()):
+        return [m for m, p in pretrained.items() if p is None]
+    return [m for m, p in pretrained.items() if not p.whole]
+
+
 def check_pretrained_extra(config: Config) -> None:
     """Before any work: a variant with a pretrained model needs the optional
     extra; without it, an error naming the variants and the install command."""
@@ -132,12 +143,10 @@ def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bo
 
     from dualasr.analysis.analyze import analyze_study
 
-    analysed = [m for m in config.study.models if model_config(config, m).pretrained is None]
+    analysed = analysed_models(config)
     if len(analysed) < len(config.study.models):
-        # Pretrained encoders run at 20 ms frames, the Conformer at 40 ms: frame-level CKA
-        # between them is undefined (dualasr.analysis.capture.CaptureError).
-        echo("analyze: pretrained variants left out of the CKA comparison (other frame rate): "
-             + ", ".join(m for m in config.study.models if m not in analysed))  # fmt: skip
+        echo("analyze: pretrained variants left out of the CKA comparison (other frames than the Conformer's, "
+             "or a whole Whisper model): " + ", ".join(m for m in config.study.models if m not in analysed))  # fmt: skip
     analysis = analyze_study(out, models=analysed, seeds=config.study.seeds, echo=echo)
     echo((out / "tables" / "entanglement.md").read_text())
     echo(f"analyze: wrote {', '.join(str(f) for f in analysis.files)}")
