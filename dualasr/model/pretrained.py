@@ -187,7 +187,9 @@ def whisper_features(fe, wav: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(f"an utterance of {int(lens.max()) / SAMPLE_RATE:.1f} s is longer than the Whisper "
                          f"window of {fe.n_samples / SAMPLE_RATE:.0f} s; lower data.max_utterance_seconds")  # fmt: skip
     arrays = [w[:n].float().cpu().numpy() for w, n in zip(wav, lens.tolist(), strict=True)]
-    feats = fe(arrays, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features.to(wav.device)
+    # device: transformers runs the STFT there (a GPU's, when the model is on one).
+    feats = fe(arrays, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(wav.device)).input_features
+    feats = feats.to(wav.device)
     frames = torch.div(lens, fe.hop_length, rounding_mode="floor").clamp_min(1)
     return feats, torch.div(frames - 1, 2, rounding_mode="floor") + 1
 

@@ -164,3 +164,27 @@ def test_unusable_directories_are_named(dirs, tmp_path):
     fails(bins, "128 mel bins")
     with pytest.raises(PretrainedError, match="local Hugging Face cache"):
         load_pretrained(PretrainedConfig(path="openai/not-a-cached-model"))
+
+
+def test_gradient_aggregation_on_a_pretrained_do_model(dirs, tok):
+    from torchjd.aggregation import UPGrad
+    from torchjd.autojac import jac_to_grad, mtl_backward
+
+    model = _model(dirs["wav2vec2"], tok, "do")
+    t = model.task_losses(*_batch(tok))
+    mtl_backward([t.losses["surface"], t.losses["meaning"]], features=t.shared_features)
+    shared = [p for p in model.parameters() if hasattr(p, "jac")]
+    assert shared and all(n.startswith("encoder.") for n, p in model.named_parameters() if hasattr(p, "jac"))
+    jac_to_grad(shared, UPGrad())
+    assert model.encoder.model.encoder.layers[0].attention.q_proj.weight.grad is not None
+
+
+def test_the_fingerprint_changes_with_the_weights(dirs, tmp_path):
+    from dualasr.model.pretrained import directory_identity
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dirs["hubert"], copy)
+    assert directory_identity(str(copy)) == directory_identity(str(dirs["hubert"]))
+    data = (copy / "model.safetensors").read_bytes()
+    (copy / "model.safetensors").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit of one weight
+    assert directory_identity(str(copy)) != directory_identity(str(dirs["hubert"]))
