@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from dualasr.config import load_config
+from dualasr.learner.package import PackageError, package_run
 from dualasr.model.pretrained import PretrainedError
 from dualasr.study import run_study
 from tests.pretrained_fixtures import save_pretrained_dir
@@ -29,7 +30,7 @@ def whisper_study_config(tmp_path: Path, weights: Path) -> Path:
     raw["data"] = {"max_utterance_seconds": 15}  # the tiny Whisper's window
     raw["study"] = {"models": {
         "sso": {},
-        "whisper_surface": {"mode": "sso", "label": "Whisper SO",
+        "whisper_base_surface": {"mode": "sso", "label": "Whisper SO",
                             "model": {"pretrained": {"path": str(weights), "whole": True}}},
     }, "jobs": 1}  # fmt: skip
     path = tmp_path / "whisper_smoke.yaml"
@@ -43,17 +44,22 @@ def test_whisper_so_variant_in_a_smoke_study(tmp_path):
     cfg = load_config(whisper_study_config(tmp_path, weights))
     lines: list[str] = []
     out = run_study(cfg, tmp_path / "study", progress=False, echo=lines.append)
-    run = out / "exp" / "en" / "whisper_surface" / "seed0"
+    run = out / "exp" / "en" / "whisper_base_surface" / "seed0"
     hyps = (run / "hyp_surface_test_seen.trn").read_text().splitlines()
     assert len(hyps) == 4 and all(h.endswith(")") for h in hyps)  # sclite's "text (id)", as dualasr decode writes
     with open(out / "tables" / "cer.csv") as f:
-        cer = {(r["split"], r["model"], r["output"]) for r in csv.DictReader(f)}
-    assert {(s, m, "surface") for s in ("test_seen", "test_unseen") for m in ("sso", "whisper_surface")} <= cer
+        rows = list(csv.DictReader(f))
+    cer = {(r["split"], r["model"], r["output"]) for r in rows}
+    assert {(s, m, "surface") for s in ("test_seen", "test_unseen") for m in ("sso", "whisper_base_surface")} <= cer
+    # The reference study's Whisper-base SO row sits beside it (by the recipe's variant name).
+    assert {float(r["reference_cer"]) for r in rows if r["model"] == "whisper_base_surface"} == {11.39}
     with open(out / "tables" / "ed_gap.csv") as f:
-        gaps = [r for r in csv.DictReader(f) if r["model"] == "whisper_surface"]
+        gaps = [r for r in csv.DictReader(f) if r["model"] == "whisper_base_surface"]
     assert gaps and {g["ed_bin"] for g in gaps} == {"0", "1-3", "4-10", ">10", "all"}
     assert any("pretrained variants left out of the CKA comparison" in ln for ln in lines)
     assert (out / "report.html").exists()
+    with pytest.raises(PackageError, match="pretrained encoder cannot be packaged"):
+        package_run(run, tmp_path / "w.dualasr")
 
 
 def test_a_study_without_the_extra_names_the_variant_and_the_install(tmp_path, monkeypatch):
@@ -62,6 +68,6 @@ def test_a_study_without_the_extra_names_the_variant_and_the_install(tmp_path, m
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else find_spec(name, *a))
     cfg = load_config(whisper_study_config(tmp_path, tmp_path / "absent"))
-    with pytest.raises(PretrainedError, match=r"whisper_surface.*pip install 'dualasr\[pretrained\]'"):
+    with pytest.raises(PretrainedError, match=r"whisper_base_surface.*pip install 'dualasr\[pretrained\]'"):
         run_study(cfg, tmp_path / "study", progress=False, echo=lambda s: None)
     assert not (tmp_path / "study" / "data").exists()

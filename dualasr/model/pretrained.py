@@ -382,8 +382,12 @@ class WhisperSO(nn.Module):
                                return_dict_in_generate=True, output_scores=beam > 1)  # fmt: skip
         # GenerationMixin's generate, not Whisper's long-form one: the prompt is
         # given, utterances fit the window, and no timestamps are predicted.
-        out = GenerationMixin.generate(self.model, input_features=feats, decoder_input_ids=prompt,
-                                       decoder_attention_mask=torch.ones_like(prompt), generation_config=gen)  # fmt: skip
+        # Whisper's encoder reads the whole padded window (no mask); saying so keeps
+        # generate from guessing one from pad tokens.
+        every_frame = torch.ones(feats.shape[0], feats.shape[-1], dtype=torch.long, device=feats.device)
+        out = GenerationMixin.generate(self.model, input_features=feats, attention_mask=every_frame,
+                                       decoder_input_ids=prompt, decoder_attention_mask=torch.ones_like(prompt),
+                                       generation_config=gen)  # fmt: skip
         texts = self.whisper_tokenizer.batch_decode(out.sequences[:, len(self.prompt) :], skip_special_tokens=True)
         scores = out.sequences_scores.tolist() if beam > 1 else [0.0] * len(texts)
         return [(self.tokenizer.encode(" ".join(t.split())), s) for t, s in zip(texts, scores, strict=True)]
