@@ -125,6 +125,7 @@ def load_pretrained(cfg: PretrainedConfig, weights: bool = True) -> Loaded:
     import transformers as tf
 
     d = resolve_directory(cfg.path)
+    tf.utils.logging.disable_progress_bar()  # a bar per load would interleave with dualasr's own
     if not (d / "config.json").is_file():
         raise PretrainedError(f"{d}: no config.json, not a saved transformers model; {fetch_hint(cfg.path)}")
     config = tf.AutoConfig.from_pretrained(d, local_files_only=True)
@@ -154,7 +155,10 @@ def load_pretrained(cfg: PretrainedConfig, weights: bool = True) -> Loaded:
         except Exception as e:
             raise PretrainedError(f"{d}: no usable Whisper tokenizer files ({type(e).__name__}: {e})") from None
     if cfg.gradient_checkpointing and torch.cuda.is_available():
-        model.gradient_checkpointing_enable()  # memory for compute; only worth it on a GPU
+        # Memory for compute, only worth it on a GPU; transformers 5's name for
+        # gradient_checkpointing_enable, non-reentrant (so frozen lower layers
+        # do not cut the gradient of the checkpointed ones above them).
+        model.activation_checkpointing_enable()
     return Loaded(model, fe, tokenizer, family, d)
 
 

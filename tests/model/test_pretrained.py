@@ -188,3 +188,12 @@ def test_the_fingerprint_changes_with_the_weights(dirs, tmp_path):
     data = (copy / "model.safetensors").read_bytes()
     (copy / "model.safetensors").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit of one weight
     assert directory_identity(str(copy)) != directory_identity(str(dirs["hubert"]))
+
+
+def test_gradient_checkpointing_on_gpu_keeps_the_gradients(dirs, tok, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # it is switched on for GPUs only
+    model = _model(dirs["whisper"], tok, "sso", train_layers=1)
+    assert model.encoder.model.is_gradient_checkpointing
+    loss, _ = model(*_batch(tok))
+    loss.backward()
+    assert model.encoder.model.layers[1].fc1.weight.grad.abs().sum() > 0  # above the frozen layer 0
