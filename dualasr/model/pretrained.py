@@ -141,11 +141,14 @@ def load_pretrained(cfg: PretrainedConfig, weights: bool = True) -> Loaded:
                               "save it beside the model with its save_pretrained")  # fmt: skip
     fe = tf.AutoFeatureExtractor.from_pretrained(d, local_files_only=True)
     check_feature_extractor(fe, config, d)
-    if cfg.whole:
-        model = (tf.WhisperForConditionalGeneration.from_pretrained(d, local_files_only=True) if weights
-                 else tf.WhisperForConditionalGeneration(config))  # fmt: skip
+    cls = tf.WhisperForConditionalGeneration if cfg.whole else tf.AutoModel
+    if weights:
+        try:  # .bin weights are read with torch.load(weights_only=True) by transformers: no code runs
+            model = cls.from_pretrained(d, local_files_only=True)
+        except Exception as e:
+            raise PretrainedError(f"{d}: its weights cannot be loaded ({type(e).__name__}: {str(e)[:300]})") from None
     else:
-        model = tf.AutoModel.from_pretrained(d, local_files_only=True) if weights else tf.AutoModel.from_config(config)
+        model = tf.WhisperForConditionalGeneration(config) if cfg.whole else tf.AutoModel.from_config(config)
     if family == "whisper" and not cfg.whole:
         model = model.get_encoder()
     tokenizer = None

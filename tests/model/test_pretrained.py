@@ -197,3 +197,19 @@ def test_gradient_checkpointing_on_gpu_keeps_the_gradients(dirs, tok, monkeypatc
     loss, _ = model(*_batch(tok))
     loss.backward()
     assert model.encoder.model.layers[1].fc1.weight.grad.abs().sum() > 0  # above the frozen layer 0
+
+
+def test_a_malicious_pytorch_model_bin_runs_nothing(dirs, tmp_path):
+    """A directory whose weights are a pickle that would run a command:
+    transformers reads .bin weights with torch.load(weights_only=True)."""
+    from dualasr.model.config import PretrainedConfig
+    from tests.train.test_safe_loading import CreatesMarker
+
+    bad, marker = tmp_path / "bad", tmp_path / "MARKER"
+    shutil.copytree(dirs["wav2vec2"], bad)
+    (bad / "model.safetensors").unlink()
+    torch.save(CreatesMarker(marker), bad / "pytorch_model.bin")
+    with pytest.raises(PretrainedError, match="weights cannot be loaded") as e:
+        load_pretrained(PretrainedConfig(path=str(bad)))
+    assert str(bad) in str(e.value)
+    assert not marker.exists()
