@@ -71,3 +71,15 @@ def test_a_study_without_the_extra_names_the_variant_and_the_install(tmp_path, m
     with pytest.raises(PretrainedError, match=r"whisper_base_surface.*pip install 'dualasr\[pretrained\]'"):
         run_study(cfg, tmp_path / "study", progress=False, echo=lambda s: None)
     assert not (tmp_path / "study" / "data").exists()
+
+
+def test_the_whisper_recipe_variants_carry_the_reference_numbers():
+    from dualasr.config import model_config
+    from dualasr.reference import REFERENCE_CER
+
+    cfg = load_config(CONF / "whisper.yaml")
+    whole = {m for m in cfg.study.models if (p := model_config(cfg, m).pretrained) is not None and p.whole}
+    assert len(whole) == 4
+    for m in whole:
+        (output,) = model_config(cfg, m).outputs
+        assert all((lang, m, output) in REFERENCE_CER for lang in ("en", "ko")), m
