@@ -227,6 +227,7 @@ class PretrainedEncoder(nn.Module):
         hidden = config.d_model if self.family == "whisper" else config.hidden_size
         self.layer_weights = nn.Parameter(torch.zeros(self.n_layers + 1)) if cfg.layer_sum else None
         self.proj = nn.Linear(hidden, d_model) if hidden != d_model else nn.Identity()
+        self.branches = nn.ModuleDict()  # no task-specific blocks (read by the analysis, as the Conformer's)
         self.surface_layer = hierarchy.surface_layer if hierarchy else None
         self.surface_decoder = bool(hierarchy and hierarchy.surface_decoder)
         if hierarchy and hierarchy.self_condition:

@@ -9,9 +9,11 @@ import json
 
 import pytest
 
+from dualasr.analysis.analyze import analyze_run
 from dualasr.analysis.capture import CaptureError, capture_batches
 from dualasr.config import TrainConfig
 from dualasr.decode.run import decode
+from dualasr.layout import read_run_info
 from dualasr.model import preset
 from dualasr.model.checkpoint import load_model
 from dualasr.rundir import StaleOutputError
@@ -39,6 +41,11 @@ def test_train_decode_and_capture_with_pretrained_encoders(tiny_corpus, tmp_path
     assert len(batches) == 2
     states = batches[0].models
     assert len(states["do"].encoder["surface"]) == len(states["sso"].encoder["surface"]) == 2
+    # The analysis stage's CKA of the two (one frame rate): encoder and decoder rows.
+    runs = {name: (read_run_info(path.parent), path) for name, path in (("do", do), ("sso", so))}
+    result = analyze_run("en", 0, runs, tiny_corpus / "fbank" / "test.jsonl.gz", batch_size=3,
+                         max_utterances=None, device="cpu")  # fmt: skip
+    assert result.rows and {r["kind"] for r in result.rows} >= {"encoder", "decoder"}
     conformer = load_model(_conformer(tiny_corpus, tmp_path))
     with pytest.raises(CaptureError, match="different encoder frames"):
         next(capture_batches({"do": models["do"], "conformer": conformer}, tiny_corpus / "fbank" / "test.jsonl.gz"))
