@@ -147,9 +147,12 @@ def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bo
     if len(analysed) < len(config.study.models):
         echo("analyze: pretrained variants left out of the CKA comparison (other frames than the Conformer's, "
              "or a whole Whisper model): " + ", ".join(m for m in config.study.models if m not in analysed))  # fmt: skip
-    analysis = analyze_study(out, models=analysed, seeds=config.study.seeds, echo=echo)
-    echo((out / "tables" / "entanglement.md").read_text())
-    echo(f"analyze: wrote {', '.join(str(f) for f in analysis.files)}")
+    if analysed:
+        analysis = analyze_study(out, models=analysed, seeds=config.study.seeds, echo=echo)
+        echo((out / "tables" / "entanglement.md").read_text())
+        echo(f"analyze: wrote {', '.join(str(f) for f in analysis.files)}")
+    else:  # analyze_study reads an empty list as "every run found"; the report goes without CKA tables
+        echo("analyze: skipped, no variant the CKA analysis can compare")
     if until == "analyze":
         return out
 

@@ -83,3 +83,14 @@ def test_the_whisper_recipe_variants_carry_the_reference_numbers():
     for m in whole:
         (output,) = model_config(cfg, m).outputs
         assert all((lang, m, output) in REFERENCE_CER for lang in ("en", "ko")), m
+
+
+def test_the_cka_analysis_compares_models_of_one_frame_rate():
+    from dualasr.study import analysed_models
+
+    whisper, w2v = load_config(CONF / "whisper.yaml"), load_config(CONF / "wav2vec2.yaml")
+    assert analysed_models(whisper) == ["sso", "mso", "do"]  # the Conformers; Whisper SO models left out
+    assert analysed_models(w2v) == list(w2v.study.models)  # pretrained encoders only: compared together
+    only_whisper = {m: v for m, v in whisper.study.models.items() if m.startswith("whisper")}
+    cfg = whisper.model_copy(update={"study": whisper.study.model_copy(update={"models": only_whisper})})
+    assert analysed_models(cfg) == []
