@@ -318,7 +318,8 @@ def _build_pretrained(cfg, vocab_sizes, sos_eos, tokenizers, language, pretraine
         if tokenizers is None or o not in tokenizers:
             raise ValueError(f"pretrained.whole needs the {o} output's tokenizer (tokenizers=)")
         return WhisperSO(loaded, o, tokenizers[o], language, cfg.label_smoothing, cfg.pretrained.train_layers)
-    encoder = PretrainedEncoder(loaded, cfg.d_model, cfg.outputs, cfg.pretrained, cfg.hierarchy)
+    encoder = PretrainedEncoder(loaded, cfg.d_model, cfg.outputs, cfg.pretrained, cfg.hierarchy,
+                                cfg.encoder.task_specific_layers, cfg.adapters)  # fmt: skip
     return _heads(cfg, vocab_sizes, sos_eos, None, encoder)
 
 

@@ -205,21 +205,22 @@ class ModelConfig(_Strict):
         return self
 
     def _check_pretrained(self) -> None:
-        """A whole pretrained model has one output and its own decoder; a
-        pretrained encoder has no Conformer blocks to split, adapt or tap."""
+        """A whole pretrained model has one output, its own decoder and none of
+        dualasr's encoder methods; a pretrained encoder takes them all but
+        self-conditioning, and reads either a layer sum or per-output top layers."""
         p = self.pretrained
         if p is None:
             return
         if p.whole:
             if self.mode == "do":
                 raise ValueError("pretrained.whole is a single-output baseline: mode must be sso or mso, got 'do'")
-            if p.layer_sum:
-                raise ValueError("pretrained.layer_sum needs dualasr's heads: not with pretrained.whole")
-        if self.encoder.task_specific_layers or self.adapters is not None:
-            raise ValueError(
-                "pretrained encoders do not support encoder.task_specific_layers or adapters yet; "
-                "hierarchy (surface CTC on a pretrained layer) and separation-free DO variants work"
-            )
+            if p.layer_sum or self.encoder.task_specific_layers or self.adapters or self.hierarchy or self.separation:
+                raise ValueError("pretrained.whole is the whole Whisper model: no layer_sum, task-specific layers, "
+                                 "adapters, hierarchy or separation")  # fmt: skip
+        if self.hierarchy is not None and self.hierarchy.self_condition:
+            raise ValueError("hierarchy.self_condition is not available with a pretrained encoder")
+        if p.layer_sum and (self.encoder.task_specific_layers or self.adapters):
+            raise ValueError("pretrained.layer_sum with encoder.task_specific_layers or adapters: choose one")
 
     def _check_methods(self) -> None:
         """The hierarchy and adapter sections against the encoder and the mode.

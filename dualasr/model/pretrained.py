@@ -6,8 +6,8 @@ Two uses (:class:`~dualasr.model.config.PretrainedConfig`):
 
 * :class:`PretrainedEncoder`: the encoder of a Whisper, wav2vec2, HuBERT or
   WavLM model in place of the Conformer, under dualasr's CTC heads and
-  attention decoders (SSO, MSO, DO and the DO variants that need no Conformer
-  blocks of their own). It reads 16 kHz waveforms ``(batch, samples)``; the
+  attention decoders (SSO, MSO, DO and its variants: task-specific top layers,
+  adapters, hierarchy without self-conditioning). It reads 16 kHz waveforms ``(batch, samples)``; the
   model's own feature extractor (``preprocessor_config.json``) turns them into
   its input: Whisper's log-mel padded to the model's full window (30 s for the
   released models: the encoder's positional embeddings have exactly that many
@@ -26,6 +26,7 @@ training fingerprint.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 from dataclasses import dataclass
@@ -38,8 +39,8 @@ from torch import Tensor, nn
 from dualasr.errors import DualasrError
 from dualasr.text.tokenizer import Tokenizer
 
-from .config import HierarchyConfig, PretrainedConfig
-from .conformer import EncoderOutput
+from .config import AdapterConfig, HierarchyConfig, PretrainedConfig
+from .conformer import BottleneckAdapter, EncoderOutput
 from .layers import lengths_to_mask
 
 SAMPLE_RATE = 16000
@@ -209,13 +210,15 @@ class PretrainedEncoder(nn.Module):
     The heads read the top layer, or with ``layer_sum`` ``sum_i softmax(w)_i
     h_i`` over the embedding output and every layer (SUPERB's weighted sum,
     Yang et al. 2021), projected to ``d_model`` when the widths differ. With a
-    ``hierarchy`` the surface CTC reads layer ``k`` as with the Conformer.
-    ``layers`` (for CKA) are the outputs of the transformer layers.
+    ``hierarchy`` the surface CTC reads layer ``k`` as with the Conformer;
+    with ``task_specific_layers`` / ``adapters`` the top layers run per output
+    (:meth:`_split_top`). ``layers`` (for CKA) are the outputs of the
+    transformer layers.
     """
 
     def __init__(
         self, loaded: Loaded, d_model: int, outputs: tuple[str, ...], cfg: PretrainedConfig,
-        hierarchy: HierarchyConfig | None = None,
+        hierarchy: HierarchyConfig | None = None, task_specific_layers: int = 0, adapters: AdapterConfig | None = None,
     ):  # fmt: skip
         super().__init__()
         self.model = loaded.model
@@ -236,6 +239,73 @@ class PretrainedEncoder(nn.Module):
             raise ValueError(f"hierarchy.surface_layer={self.surface_layer} must be below the pretrained "
                              f"encoder's {self.n_layers} layers")  # fmt: skip
         freeze_layers(self.model, self.family, cfg.train_layers)
+        self.top = nn.ModuleList()  # shared top layers run per output (adapters)
+        self.adapters = nn.ModuleDict()
+        self._call = None  # the trunk's last layer call (args, kwargs, output), for the layers above
+        n_top = task_specific_layers or (adapters.layers if adapters else 0)
+        if n_top:
+            self._split_top(n_top, task_specific_layers > 0, hidden, adapters)
+
+    def _split_top(self, n_top: int, branch: bool, hidden: int, adapters: AdapterConfig | None) -> None:
+        """Take the top ``n_top`` transformer layers out of the pretrained
+        stack: as a copy per output (task-specific layers), or shared and each
+        followed by a per-output adapter. The stack below (the trunk) still
+        runs in transformers' forward; the layers above are called as it
+        called the trunk's last layer (its attention mask, WavLM's position
+        bias), captured by a hook."""
+        if n_top >= self.n_layers:
+            raise ValueError(f"{n_top} task-specific or adapted layers leave no shared layer of the pretrained "
+                             f"encoder's {self.n_layers}")  # fmt: skip
+        if self.layer_weights is not None:
+            raise ValueError("pretrained.layer_sum with task-specific layers or adapters: choose one")
+        stack = transformer_layers(self.model, self.family)
+        trunk, top = stack[: self.n_layers - n_top], list(stack[self.n_layers - n_top :])
+        if self.family == "whisper":
+            self.model.layers = nn.ModuleList(trunk)
+        else:
+            self.model.encoder.layers = nn.ModuleList(trunk)
+        if branch:
+            self.branches = nn.ModuleDict({o: nn.ModuleList(copy.deepcopy(top)) for o in self.outputs})
+        else:
+            self.top = nn.ModuleList(top)
+            self.adapters = nn.ModuleDict(
+                {o: nn.ModuleList(BottleneckAdapter(hidden, adapters.dim) for _ in top) for o in self.outputs}
+            )
+        trunk[-1].register_forward_hook(self._capture, with_kwargs=True)
+
+    def _capture(self, module, args, kwargs, output) -> None:
+        self._call = (args, kwargs, output)
+
+    def _final_norm(self) -> nn.Module | None:
+        """The layer norm transformers applies after the last layer, if any."""
+        if self.family == "whisper":
+            return self.model.layer_norm
+        return self.model.encoder.layer_norm if self.model.config.do_stable_layer_norm else None
+
+    def _streams(self) -> tuple[Tensor, dict[str, list[Tensor]]]:
+        """The trunk's output ``(batch, T, hidden)`` and, per output, the
+        outputs of its layers above the trunk (the last one normalised as
+        transformers normalises the top)."""
+        args, kwargs, output = self._call
+        self._call = None
+        trunk = output[0] if isinstance(output, tuple) else output
+        kwargs = dict(kwargs)
+        if isinstance(output, tuple) and "position_bias" in kwargs:  # WavLM: layer 0 computes it
+            kwargs["position_bias"] = output[1]
+        norm, streams = self._final_norm(), {}
+        for o in self.outputs:
+            y, stack = trunk, []
+            layers = self.branches[o] if o in self.branches else self.top
+            for j, layer in enumerate(layers):
+                y = layer(y, *args[1:], **kwargs)
+                y = y[0] if isinstance(y, tuple) else y
+                if o in self.adapters:
+                    y = self.adapters[o][j](y)
+                stack.append(y)
+            if norm is not None:
+                stack[-1] = norm(stack[-1])
+            streams[o] = stack
+        return trunk, streams
 
     def forward(self, wav: Tensor, lens: Tensor, return_layers: bool = False) -> EncoderOutput:
         if self.family == "whisper":
@@ -251,6 +321,8 @@ class PretrainedEncoder(nn.Module):
             out = self.model(**kwargs, output_hidden_states=True)
             enc_lens = self.model._get_feat_extract_output_lengths(lens).long()
         hidden = out.hidden_states  # (embeddings, layer 1, ..., layer n), each (batch, T, hidden)
+        if len(self.branches) or len(self.top):
+            return self._split_output(hidden, enc_lens, return_layers)
         if self.layer_weights is not None:
             w = torch.softmax(self.layer_weights, 0)
             top = sum(w[i] * h for i, h in enumerate(hidden))
@@ -274,6 +346,19 @@ class PretrainedEncoder(nn.Module):
             if self.surface_layer is not None:
                 layers["surface"] = list(hidden[1 : self.surface_layer + 1])
         return EncoderOutput(out_map, ctc_in, shared, features, enc_lens, lengths_to_mask(enc_lens, t), layers)
+
+
+    def _split_output(self, hidden: tuple[Tensor, ...], enc_lens: Tensor, return_layers: bool) -> EncoderOutput:
+        """:class:`EncoderOutput` of an encoder with task-specific or adapted top layers."""
+        trunk, streams = self._streams()
+        t = trunk.size(1)
+        enc_lens = enc_lens.clamp(max=t).to(trunk.device)
+        out_map = {o: self.proj(stack[-1]) for o, stack in streams.items()}
+        layers = None
+        if return_layers:  # the trunk's own output, before the norm transformers puts on the top
+            below = [*hidden[1:-1], trunk] if self.family == "whisper" else list(hidden[1:])
+            layers = {o: [*below, *stack] for o, stack in streams.items()}
+        return EncoderOutput(out_map, dict(out_map), trunk, [trunk], enc_lens, lengths_to_mask(enc_lens, t), layers)
 
 
 def transformer_layers(model: nn.Module, family: str) -> nn.ModuleList:

@@ -193,7 +193,7 @@ def test_the_fingerprint_changes_with_the_weights(dirs, tmp_path):
 def test_gradient_checkpointing_on_gpu_keeps_the_gradients(dirs, tok, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # it is switched on for GPUs only
     model = _model(dirs["whisper"], tok, "sso", train_layers=1)
-    assert model.encoder.model.is_gradient_checkpointing
+    assert model.encoder.model.is_activation_checkpointing
     loss, _ = model(*_batch(tok))
     loss.backward()
     assert model.encoder.model.layers[1].fc1.weight.grad.abs().sum() > 0  # above the frozen layer 0
@@ -213,3 +213,32 @@ def test_a_malicious_pytorch_model_bin_runs_nothing(dirs, tmp_path):
         load_pretrained(PretrainedConfig(path=str(bad)))
     assert str(bad) in str(e.value)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_task_specific_top_layers_and_a_separation_penalty(dirs, tok, family):
+    cfg = preset("smoke", mode="do", d_model=32, specaug={"enabled": False}, encoder={"task_specific_layers": 1},
+                 separation={"kind": "orthogonality", "weight": 1.0}, pretrained={"path": str(dirs[family])})  # fmt: skip
+    model = build_model(cfg, {"surface": len(tok), "meaning": len(tok)})
+    assert set(model.encoder.branches) == {"surface", "meaning"}
+    # A checkpoint of it loads into the architecture load_model builds (no pretrained weights read).
+    again = build_model(cfg, {"surface": len(tok), "meaning": len(tok)}, pretrained_weights=False)
+    again.load_state_dict(model.state_dict())
+    enc = model.encode(*_batch(tok)[:2], return_layers=True)
+    # Each output's copy starts from the pretrained layer, so the two start equal, as separate tensors.
+    assert enc.out["surface"] is not enc.out["meaning"] and torch.equal(enc.out["surface"], enc.out["meaning"])
+    assert len(enc.layers["surface"]) == 2 and enc.layers["surface"][0] is enc.layers["meaning"][0]
+    stats = _step(model, _batch(tok))
+    assert "penalty_orthogonality" in stats
+    enc = model.encode(*_batch(tok)[:2])
+    assert not torch.equal(enc.out["surface"], enc.out["meaning"])  # one step apart already
+
+
+def test_adapters_on_the_top_pretrained_layer(dirs, tok):
+    cfg = preset("smoke", mode="do", d_model=32, specaug={"enabled": False}, adapters={"layers": 1, "dim": 8},
+                 pretrained={"path": str(dirs["wavlm"])})  # fmt: skip
+    model = build_model(cfg, {"surface": len(tok), "meaning": len(tok)})
+    up = model.encoder.adapters["meaning"][0].up.weight
+    assert torch.equal(up, torch.zeros_like(up))  # starts as the plain model
+    _step(model, _batch(tok))
+    assert not torch.equal(model.encoder.adapters["meaning"][0].up.weight, torch.zeros_like(up))
