@@ -176,11 +176,11 @@ class DualASR(nn.Module):
         """``feats`` ``(batch, frames, n_mels)``, ``feat_lens`` ``(batch,)`` ->
         :class:`EncoderOutput` at 1/4 of the frame rate (or waveforms
         ``(batch, samples)`` and a pretrained encoder's frames)."""
-        if self.frontend is None:
-            return self.encoder(feats, feat_lens, return_layers)
-        x, lens = self.frontend(feats, feat_lens)
         # The surface CTC head conditions the upper blocks in a self-conditioned hierarchy.
         ctc = self.ctcs["surface"] if "surface" in self.ctcs else None
+        if self.frontend is None:
+            return self.encoder(feats, feat_lens, return_layers, ctc=ctc)
+        x, lens = self.frontend(feats, feat_lens)
         return self.encoder(x, lens, lengths_to_mask(lens, x.size(1)), return_layers, ctc=ctc)
 
     def task_losses(self, feats: Tensor, feat_lens: Tensor, targets: Targets) -> TaskLosses:
@@ -319,7 +319,7 @@ def _build_pretrained(cfg, vocab_sizes, sos_eos, tokenizers, language, pretraine
             raise ValueError(f"pretrained.whole needs the {o} output's tokenizer (tokenizers=)")
         return WhisperSO(loaded, o, tokenizers[o], language, cfg.label_smoothing, cfg.pretrained.train_layers)
     encoder = PretrainedEncoder(loaded, cfg.d_model, cfg.outputs, cfg.pretrained, cfg.hierarchy,
-                                cfg.encoder.task_specific_layers, cfg.adapters)  # fmt: skip
+                                cfg.encoder.task_specific_layers, cfg.adapters, vocab_sizes.get("surface"))  # fmt: skip
     return _heads(cfg, vocab_sizes, sos_eos, None, encoder)
 
 

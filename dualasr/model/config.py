@@ -206,8 +206,7 @@ class ModelConfig(_Strict):
 
     def _check_pretrained(self) -> None:
         """A whole pretrained model has one output, its own decoder and none of
-        dualasr's encoder methods; a pretrained encoder takes them all but
-        self-conditioning, and reads either a layer sum or per-output top layers."""
+        dualasr's encoder methods; a pretrained encoder takes them all, and reads either a layer sum or per-output top layers."""
         p = self.pretrained
         if p is None:
             return
@@ -217,8 +216,6 @@ class ModelConfig(_Strict):
             if p.layer_sum or self.encoder.task_specific_layers or self.adapters or self.hierarchy or self.separation:
                 raise ValueError("pretrained.whole is the whole Whisper model: no layer_sum, task-specific layers, "
                                  "adapters, hierarchy or separation")  # fmt: skip
-        if self.hierarchy is not None and self.hierarchy.self_condition:
-            raise ValueError("hierarchy.self_condition is not available with a pretrained encoder")
         if p.layer_sum and (self.encoder.task_specific_layers or self.adapters):
             raise ValueError("pretrained.layer_sum with encoder.task_specific_layers or adapters: choose one")
 

@@ -7,7 +7,7 @@ Two uses (:class:`~dualasr.model.config.PretrainedConfig`):
 * :class:`PretrainedEncoder`: the encoder of a Whisper, wav2vec2, HuBERT or
   WavLM model in place of the Conformer, under dualasr's CTC heads and
   attention decoders (SSO, MSO, DO and its variants: task-specific top layers,
-  adapters, hierarchy without self-conditioning). It reads 16 kHz waveforms ``(batch, samples)``; the
+  adapters, hierarchy with or without self-conditioning). It reads 16 kHz waveforms ``(batch, samples)``; the
   model's own feature extractor (``preprocessor_config.json``) turns them into
   its input: Whisper's log-mel padded to the model's full window (30 s for the
   released models: the encoder's positional embeddings have exactly that many
@@ -211,14 +211,15 @@ class PretrainedEncoder(nn.Module):
     h_i`` over the embedding output and every layer (SUPERB's weighted sum,
     Yang et al. 2021), projected to ``d_model`` when the widths differ. With a
     ``hierarchy`` the surface CTC reads layer ``k`` as with the Conformer;
-    with ``task_specific_layers`` / ``adapters`` the top layers run per output
-    (:meth:`_split_top`). ``layers`` (for CKA) are the outputs of the
+    with ``task_specific_layers`` / ``adapters`` the top layers run per output,
+    with self-conditioning above layer ``k`` (:meth:`_split_top`). ``layers`` (for CKA) are the outputs of the
     transformer layers.
     """
 
     def __init__(
         self, loaded: Loaded, d_model: int, outputs: tuple[str, ...], cfg: PretrainedConfig,
         hierarchy: HierarchyConfig | None = None, task_specific_layers: int = 0, adapters: AdapterConfig | None = None,
+        condition_vocab: int | None = None,
     ):  # fmt: skip
         super().__init__()
         self.model = loaded.model
@@ -233,8 +234,6 @@ class PretrainedEncoder(nn.Module):
         self.branches = nn.ModuleDict()  # no task-specific blocks (read by the analysis, as the Conformer's)
         self.surface_layer = hierarchy.surface_layer if hierarchy else None
         self.surface_decoder = bool(hierarchy and hierarchy.surface_decoder)
-        if hierarchy and hierarchy.self_condition:
-            raise ValueError("hierarchy.self_condition is not available with a pretrained encoder")
         if self.surface_layer is not None and self.surface_layer >= self.n_layers:
             raise ValueError(f"hierarchy.surface_layer={self.surface_layer} must be below the pretrained "
                              f"encoder's {self.n_layers} layers")  # fmt: skip
@@ -242,7 +241,15 @@ class PretrainedEncoder(nn.Module):
         self.top = nn.ModuleList()  # shared top layers run per output (adapters)
         self.adapters = nn.ModuleDict()
         self._call = None  # the trunk's last layer call (args, kwargs, output), for the layers above
+        self.conditioning = None
         n_top = task_specific_layers or (adapters.layers if adapters else 0)
+        if hierarchy and hierarchy.self_condition:
+            # Self-conditioned CTC (Nozaki & Komatsu 2021) as in ConformerEncoder: the layers
+            # above k read h_k + Linear(softmax(CTC_surface(h_k))).
+            if condition_vocab is None:
+                raise ValueError("hierarchy.self_condition needs the surface vocabulary size")
+            self.conditioning = nn.Linear(condition_vocab, hidden)
+            n_top = self.n_layers - self.surface_layer
         if n_top:
             self._split_top(n_top, task_specific_layers > 0, hidden, adapters)
 
@@ -268,9 +275,10 @@ class PretrainedEncoder(nn.Module):
             self.branches = nn.ModuleDict({o: nn.ModuleList(copy.deepcopy(top)) for o in self.outputs})
         else:
             self.top = nn.ModuleList(top)
-            self.adapters = nn.ModuleDict(
-                {o: nn.ModuleList(BottleneckAdapter(hidden, adapters.dim) for _ in top) for o in self.outputs}
-            )
+            if adapters is not None:
+                self.adapters = nn.ModuleDict(
+                    {o: nn.ModuleList(BottleneckAdapter(hidden, adapters.dim) for _ in top) for o in self.outputs}
+                )
         trunk[-1].register_forward_hook(self._capture, with_kwargs=True)
 
     def _capture(self, module, args, kwargs, output) -> None:
@@ -307,7 +315,12 @@ class PretrainedEncoder(nn.Module):
             streams[o] = stack
         return trunk, streams
 
-    def forward(self, wav: Tensor, lens: Tensor, return_layers: bool = False) -> EncoderOutput:
+    def forward(
+        self, wav: Tensor, lens: Tensor, return_layers: bool = False, ctc: nn.Module | None = None
+    ) -> EncoderOutput:
+        """``ctc``: the surface CTC head, needed with self-conditioning."""
+        if self.conditioning is not None and ctc is None:
+            raise ValueError("self-conditioning needs the surface CTC head: pass ctc=")
         if self.family == "whisper":
             feats, enc_lens = whisper_features(self.feature_extractor, wav, lens)
             out = self.model(input_features=feats, output_hidden_states=True)
@@ -321,6 +334,8 @@ class PretrainedEncoder(nn.Module):
             out = self.model(**kwargs, output_hidden_states=True)
             enc_lens = self.model._get_feat_extract_output_lengths(lens).long()
         hidden = out.hidden_states  # (embeddings, layer 1, ..., layer n), each (batch, T, hidden)
+        if self.conditioning is not None:
+            return self._conditioned_output(hidden, enc_lens, return_layers, ctc)
         if len(self.branches) or len(self.top):
             return self._split_output(hidden, enc_lens, return_layers)
         if self.layer_weights is not None:
@@ -347,6 +362,40 @@ class PretrainedEncoder(nn.Module):
                 layers["surface"] = list(hidden[1 : self.surface_layer + 1])
         return EncoderOutput(out_map, ctc_in, shared, features, enc_lens, lengths_to_mask(enc_lens, t), layers)
 
+
+    def _conditioned_output(self, hidden, enc_lens: Tensor, return_layers: bool, ctc: nn.Module) -> EncoderOutput:
+        """:class:`EncoderOutput` of a self-conditioned hierarchy: the surface
+        CTC reads layer ``k`` (``tap``), the layers above read ``h_k`` plus the
+        projected CTC posteriors. As in ConformerEncoder the heads read their
+        own projection of ``h_k``, so ``[tap, top]`` cut the graph for torchjd."""
+        args, kwargs, output = self._call
+        self._call = None
+        h_k = output[0] if isinstance(output, tuple) else output
+        tap = self.proj(h_k)
+        posteriors = ctc.log_probs(self.proj(h_k)).exp().to(h_k.dtype)  # (batch, T, vocab)
+        y, stack = h_k + self.conditioning(posteriors), []
+        kwargs = dict(kwargs)
+        if isinstance(output, tuple) and "position_bias" in kwargs:
+            kwargs["position_bias"] = output[1]
+        for layer in self.top:
+            y = layer(y, *args[1:], **kwargs)
+            y = y[0] if isinstance(y, tuple) else y
+            stack.append(y)
+        if (norm := self._final_norm()) is not None:
+            stack[-1] = norm(stack[-1])
+        top = self.proj(stack[-1])
+        t = top.size(1)
+        enc_lens = enc_lens.clamp(max=t).to(top.device)
+        out_map = {o: top for o in self.outputs}
+        ctc_in = {**out_map, "surface": tap}
+        if self.surface_decoder:
+            out_map["surface"] = tap
+        layers = None
+        if return_layers:
+            below = [*hidden[1:-1], h_k] if self.family == "whisper" else list(hidden[1:])
+            layers = {o: [*below, *stack] for o in self.outputs}
+            layers["surface"] = below
+        return EncoderOutput(out_map, ctc_in, top, [tap, top], enc_lens, lengths_to_mask(enc_lens, t), layers)
 
     def _split_output(self, hidden: tuple[Tensor, ...], enc_lens: Tensor, return_layers: bool) -> EncoderOutput:
         """:class:`EncoderOutput` of an encoder with task-specific or adapted top layers."""

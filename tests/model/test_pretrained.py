@@ -242,3 +242,16 @@ def test_adapters_on_the_top_pretrained_layer(dirs, tok):
     assert torch.equal(up, torch.zeros_like(up))  # starts as the plain model
     _step(model, _batch(tok))
     assert not torch.equal(model.encoder.adapters["meaning"][0].up.weight, torch.zeros_like(up))
+
+
+@pytest.mark.parametrize("family", ["whisper", "wavlm"])
+def test_a_self_conditioned_hierarchy_on_a_pretrained_encoder(dirs, tok, family):
+    cfg = preset("smoke", mode="do", d_model=32, specaug={"enabled": False}, encoder={"layers": 2},
+                 hierarchy={"surface_layer": 1, "self_condition": True}, pretrained={"path": str(dirs[family])})  # fmt: skip
+    model = build_model(cfg, {"surface": len(tok), "meaning": len(tok)})
+    enc = model.encode(*_batch(tok)[:2], return_layers=True)
+    assert len(enc.layers["surface"]) == 1 and len(enc.layers["meaning"]) == 2
+    assert len(enc.shared_features) == 2
+    w0 = model.encoder.conditioning.weight.detach().clone()
+    _step(model, _batch(tok))
+    assert not torch.equal(model.encoder.conditioning.weight, w0)
