@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 Mode = Literal["sso", "mso", "do"]
 
@@ -178,6 +178,15 @@ class ModelConfig(_Strict):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     separation: SeparationConfig | None = None
     pretrained: PretrainedConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_pretrained(self, handler):
+        # Runs trained before model.pretrained existed are fingerprinted and checkpointed
+        # without the key: leaving it out when unset keeps them reusable and resumable.
+        out = handler(self)
+        if self.pretrained is None:
+            out.pop("pretrained", None)
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

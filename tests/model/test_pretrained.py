@@ -255,3 +255,9 @@ def test_a_self_conditioned_hierarchy_on_a_pretrained_encoder(dirs, tok, family)
     w0 = model.encoder.conditioning.weight.detach().clone()
     _step(model, _batch(tok))
     assert not torch.equal(model.encoder.conditioning.weight, w0)
+
+
+def test_configs_without_pretrained_dump_as_before():
+    """Runs fingerprinted before model.pretrained existed stay reusable."""
+    assert "pretrained" not in preset("smoke").model_dump()
+    assert preset("smoke", pretrained={"path": "x"}).model_dump()["pretrained"]["path"] == "x"
