@@ -129,7 +129,10 @@ def load_pretrained(cfg: PretrainedConfig, weights: bool = True) -> Loaded:
     tf.utils.logging.disable_progress_bar()  # a bar per load would interleave with dualasr's own
     if not (d / "config.json").is_file():
         raise PretrainedError(f"{d}: no config.json, not a saved transformers model; {fetch_hint(cfg.path)}")
-    config = tf.AutoConfig.from_pretrained(d, local_files_only=True)
+    try:  # trust_remote_code stays off: a config asking for its own code is refused
+        config = tf.AutoConfig.from_pretrained(d, local_files_only=True)
+    except Exception as e:
+        raise PretrainedError(f"{d}: config.json cannot be read ({type(e).__name__}: {str(e)[:300]})") from None
     family = config.model_type
     if family not in FAMILIES:
         raise PretrainedError(f"{d}: holds a {family!r} model; dualasr reads {', '.join(FAMILIES)}")
@@ -140,7 +143,10 @@ def load_pretrained(cfg: PretrainedConfig, weights: bool = True) -> Loaded:
     if not (d / "preprocessor_config.json").is_file():
         raise PretrainedError(f"{d}: no preprocessor_config.json (the model's feature extractor); "
                               "save it beside the model with its save_pretrained")  # fmt: skip
-    fe = tf.AutoFeatureExtractor.from_pretrained(d, local_files_only=True)
+    try:
+        fe = tf.AutoFeatureExtractor.from_pretrained(d, local_files_only=True)
+    except Exception as e:
+        raise PretrainedError(f"{d}: preprocessor_config.json cannot be read ({type(e).__name__}: {str(e)[:300]})") from None
     check_feature_extractor(fe, config, d)
     cls = tf.WhisperForConditionalGeneration if cfg.whole else tf.AutoModel
     if weights:

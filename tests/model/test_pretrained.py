@@ -152,6 +152,8 @@ def test_unusable_directories_are_named(dirs, tmp_path):
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"model_type": "bert"}))
     fails(other, "holds a 'bert' model")
+    (other / "config.json").write_text("{not json")
+    fails(other, "config.json cannot be read")
     fails(dirs["wav2vec2"], "needs a Whisper model", whole=True)
     mismatched = tmp_path / "mismatched"
     shutil.copytree(dirs["whisper"], mismatched)
