@@ -22,6 +22,8 @@ $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(if $(strip $(TORCH)),$(BIN)/pip install -q "$(TORCH)")
+	# dev includes the pretrained extra (transformers, for tests/model/test_pretrained.py);
+	# it requires torch without pinning it, so the torch installed above stays.
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 

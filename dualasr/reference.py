@@ -7,8 +7,9 @@ Entanglement in Dual-output Second Language Speech Recognition", arXiv
 the paper: an order of magnitude to compare against, not ground truth).
 
 Models are named as the study's variants that reproduce them: ``sso``, ``mso``
-(single-output) and ``do`` (dual-output); a study's variant of another name has
-no reference number.
+(single-output) and ``do`` (dual-output), and ``conf/whisper.yaml``'s
+``whisper_{base,small}_{surface,meaning}`` (Whisper fine-tuned on one output);
+a study's variant of another name has no reference number.
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ REFERENCE_ED_SHARES: dict[str, list[float]] = {
     "en": [0.261, 0.403, 0.295, 0.042],
 }
 
-# Table 2: test CER (%) of the Conformer models, keyed (language, model, output).
+# Table 2: test CER (%), keyed (language, model, output).
 # The paper's SO row is the SSO model's surface and the MSO model's meaning.
 REFERENCE_CER: dict[tuple[str, str, str], float] = {
     ("ko", "sso", "surface"): 11.14, ("ko", "mso", "meaning"): 1.60,
     ("ko", "do", "surface"): 11.34, ("ko", "do", "meaning"): 0.77,
     ("en", "sso", "surface"): 13.78, ("en", "mso", "meaning"): 3.87,
     ("en", "do", "surface"): 15.08, ("en", "do", "meaning"): 3.19,
+    # The Whisper SO rows: a Whisper model fine-tuned on each output separately.
+    ("ko", "whisper_base_surface", "surface"): 10.05, ("ko", "whisper_base_meaning", "meaning"): 4.62,
+    ("en", "whisper_base_surface", "surface"): 11.39, ("en", "whisper_base_meaning", "meaning"): 0.55,
+    ("ko", "whisper_small_surface", "surface"): 6.76, ("ko", "whisper_small_meaning", "meaning"): 0.54,
+    ("en", "whisper_small_surface", "surface"): 11.20, ("en", "whisper_small_meaning", "meaning"): 0.27,
 }  # fmt: skip
 
 # Figure 2: CER gap DO - SO (percentage points) per ED bin 0 / 1-3 / 4-10 / >10.

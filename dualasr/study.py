@@ -58,6 +58,27 @@ from dualasr.rundir import locked
 STAGES = ("corpus", "score", "analyze", "report")  # where `until` may stop; each includes the ones before
 
 
+def analysed_models(config: Config) -> list[str]:
+    """The variants the CKA analysis compares: frame-level CKA needs the same
+    frames, and pretrained encoders give 20 ms frames where the Conformer gives
+    40 ms, so where the study has Conformer variants the pretrained ones are
+    left out; a whole Whisper model (its own decoder, Whisper tokens) always is."""
+    pretrained = {m: model_config(config, m).pretrained for m in config.study.models}
+    if any(p is None for p in pretrained.values()):
+        return [m for m, p in pretrained.items() if p is None]
+    return [m for m, p in pretrained.items() if not p.whole]
+
+
+def check_pretrained_extra(config: Config) -> None:
+    """Before any work: a variant with a pretrained model needs the optional
+    extra; without it, an error naming the variants and the install command."""
+    needing = [m for m in config.study.models if model_config(config, m).pretrained is not None]
+    if needing:
+        from dualasr.model.pretrained import require_transformers
+
+        require_transformers(f"study.models {', '.join(needing)} (pretrained models)")
+
+
 def corpus_dirs(config: Config, out: Path, allow_fewer_voices: bool, progress: bool, echo) -> dict[str, Path]:
     """Language -> manifest directory: the configured prepared corpora, or the
     synthetic corpus built under ``out/data``."""
@@ -90,6 +111,7 @@ def run_study(
     (``report.html``, :mod:`dualasr.report`). Returns the study directory."""
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")
+    check_pretrained_extra(config)
     with locked(out):
         return _run_study(config, Path(out), allow_fewer_voices, progress, echo, until)
 
@@ -121,9 +143,16 @@ def _run_study(config: Config, out: Path, allow_fewer_voices: bool, progress: bo
 
     from dualasr.analysis.analyze import analyze_study
 
-    analysis = analyze_study(out, models=list(config.study.models), seeds=config.study.seeds, echo=echo)
-    echo((out / "tables" / "entanglement.md").read_text())
-    echo(f"analyze: wrote {', '.join(str(f) for f in analysis.files)}")
+    analysed = analysed_models(config)
+    if len(analysed) < len(config.study.models):
+        echo("analyze: pretrained variants left out of the CKA comparison (other frames than the Conformer's, "
+             "or a whole Whisper model): " + ", ".join(m for m in config.study.models if m not in analysed))  # fmt: skip
+    if analysed:
+        analysis = analyze_study(out, models=analysed, seeds=config.study.seeds, echo=echo)
+        echo((out / "tables" / "entanglement.md").read_text())
+        echo(f"analyze: wrote {', '.join(str(f) for f in analysis.files)}")
+    else:  # analyze_study reads an empty list as "every run found"; the report goes without CKA tables
+        echo("analyze: skipped, no variant the CKA analysis can compare")
     if until == "analyze":
         return out
 

@@ -15,7 +15,7 @@ from dualasr.reference import REFERENCE_ED_SHARES
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-@pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
+@pytest.mark.parametrize("name", ["smoke", "demo", "paper", "whisper", "wav2vec2"])
 def test_shipped_configs_load(name):
     cfg = load_config(CONF / f"{name}.yaml")
     assert set(cfg.synth.languages) == {"en", "ko"}

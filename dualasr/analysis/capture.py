@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 from lhotse import CutSet
-from lhotse.dataset.collation import collate_features
 from torch import Tensor
 
+from dualasr.data.features import collate_inputs
 from dualasr.data.manifest import load_manifest, target_text
 from dualasr.errors import DualasrError
 from dualasr.model.asr import DualASR, pad_ids
@@ -136,10 +136,14 @@ def capture_batches(
     cuts = ordered_cuts(manifest, max_utterances)
     for start in range(0, len(cuts), batch_size):
         batch = cuts[start : start + batch_size]
-        feats, lens = collate_features(CutSet.from_cuts(batch))
+        inputs = {}  # per input kind: fbank features, or audio for pretrained encoders
         states: dict[str, ModelStates] = {}
         for name, (model, tokenizers) in models.items():
             dev = device if device is not None else next(model.parameters()).device
+            kind = model.input_kind
+            if kind not in inputs:
+                inputs[kind] = collate_inputs(CutSet.from_cuts(batch), kind)
+            feats, lens = inputs[kind]
             states[name] = model_states(model, tokenizers, batch, feats.to(dev), lens.to(dev))
         first, ref = next(iter(states.items()))
         for name, st in states.items():

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter
+from lhotse.dataset.collation import collate_audio, collate_features
 from lhotse.features.kaldi.layers import get_mel_banks, next_power_of_2
 
 from dualasr.atomic import atomic_write_text
@@ -45,6 +46,19 @@ def fbank_config() -> FbankConfig:
 def extractor() -> Fbank:
     """The one feature extractor of the toolkit (training, decoding, analysis)."""
     return Fbank(fbank_config())
+
+
+def collate_inputs(cuts: CutSet, kind: str = "fbank"):
+    """A model's input for ``cuts``, as ``(inputs, lengths (batch,))``: for
+    ``kind`` ``"fbank"`` the cached features ``(batch, frames, 80)``; for
+    ``"audio"`` (pretrained encoders, which compute their own features) the
+    16 kHz waveforms ``(batch, samples)`` loaded from the cuts' recordings."""
+    if kind == "fbank":
+        return collate_features(cuts)
+    if kind != "audio":
+        raise ValueError(f"unknown model input {kind!r}; expected fbank or audio")
+    cuts = CutSet.from_cuts(c if c.sampling_rate == SAMPLE_RATE else c.resample(SAMPLE_RATE) for c in cuts)
+    return collate_audio(cuts)
 
 
 def mel_centres() -> np.ndarray:

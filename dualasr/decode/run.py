@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
-from lhotse.dataset.collation import collate_features
 from tqdm import tqdm
 
 from dualasr.atomic import atomic_write_text
 from dualasr.config import DataConfig, DecodeConfig
 from dualasr.data.checks import UnusableCutError, record_skipped, within_max_duration
+from dualasr.data.features import collate_inputs
 from dualasr.data.manifest import ManifestError, Skipped, load_manifest, supervision, target_text
 from dualasr.decode.search import decode_dual
 from dualasr.device import pick_device
@@ -98,7 +98,7 @@ def decode(
     bar = tqdm(total=len(cuts), desc=f"decode {out_dir.name}", unit="utt", disable=not progress)
     with torch.inference_mode():
         for batch in decode_batches(cuts, cfg):
-            feats, lens = collate_features(batch)
+            feats, lens = collate_inputs(batch, model.input_kind)
             hyps = decode_dual(
                 model, feats.to(device), lens.to(device), beam=cfg.beam, ctc_weight=cfg.ctc_weight,
                 length_penalty=cfg.length_penalty, max_len_ratio=cfg.max_len_ratio,

@@ -333,8 +333,18 @@ def decode_dual(
     """
     if model.training:
         raise RuntimeError("call model.eval() before decoding")
+    if hasattr(model, "generate"):  # a whole pretrained model (WhisperSO) searches with its own decoder
+        return decode_whole(model, feats, feat_lens, beam)
     return decode_encoded(model, model.encode(feats, feat_lens), beam, ctc_weight, length_penalty,
                           max_len_ratio, pre_beam_ratio, lms, lm_weight)  # fmt: skip
+
+
+def decode_whole(model, feats: Tensor, feat_lens: Tensor, beam: int) -> dict[str, list[Hypothesis]]:
+    """Hypotheses of a model that searches with its own decoder and tokenizer
+    (:class:`~dualasr.model.pretrained.WhisperSO`): beam search by
+    transformers, without CTC or LM fusion; its score is the search's."""
+    (o,) = model.outputs
+    return {o: [Hypothesis(ids, score, score, 0.0) for ids, score in model.generate(feats, feat_lens, beam)]}
 
 
 @torch.no_grad()

@@ -89,6 +89,10 @@ def package_run(run_dir: str | Path, out: str | Path, lms: dict[str, Path] | Non
     run_dir, out = Path(run_dir), Path(out)
     info = read_run_info(run_dir)
     ckpt = load_checkpoint(run_dir / MODEL_FILE)
+    if ckpt["model_config"].get("pretrained") is not None:
+        # transcribe computes fbank features and a package holds no pretrained directory's files.
+        raise PackageError(f"{run_dir}: a model with a pretrained encoder cannot be packaged for learners yet; "
+                           "decode it with `dualasr decode`")  # fmt: skip
     # Every test split of a run is decoded with the same settings and LMs: any one tells them.
     decoded = next((d for split in decoded_test_splits(run_dir) if (d := _read_json(run_dir / f"decode_{split}.json"))), {})
     if lms is None:

@@ -136,8 +136,8 @@ class DualASR(nn.Module):
 
     def __init__(
         self,
-        frontend: Frontend,
-        encoder: ConformerEncoder,
+        frontend: Frontend | None,
+        encoder: ConformerEncoder | nn.Module,
         decoders: dict[str, TransformerDecoder],
         ctcs: dict[str, CTC],
         weights: dict[str, float],
@@ -158,18 +158,29 @@ class DualASR(nn.Module):
         self.label_smoothing = label_smoothing
         self.separation = separation
 
+    @property
+    def input_kind(self) -> str:
+        """``"fbank"`` (``(batch, frames, n_mels)`` cached features) or
+        ``"audio"`` (``(batch, samples)`` 16 kHz waveforms): what :meth:`encode` reads."""
+        return "fbank" if self.frontend is not None else "audio"
+
     def set_cmvn(self, mean: Tensor, std: Tensor) -> None:
-        """Global CMVN statistics ``(n_mels,)`` from the training set."""
-        self.frontend.cmvn.set_cmvn(mean, std)
+        """Global CMVN statistics ``(n_mels,)`` from the training set (a
+        pretrained encoder normalises its own input: ignored)."""
+        if self.frontend is not None:
+            self.frontend.cmvn.set_cmvn(mean, std)
 
     def encode(
         self, feats: Tensor, feat_lens: Tensor, return_layers: bool = False
     ) -> EncoderOutput:
         """``feats`` ``(batch, frames, n_mels)``, ``feat_lens`` ``(batch,)`` ->
-        :class:`EncoderOutput` at 1/4 of the frame rate."""
-        x, lens = self.frontend(feats, feat_lens)
+        :class:`EncoderOutput` at 1/4 of the frame rate (or waveforms
+        ``(batch, samples)`` and a pretrained encoder's frames)."""
         # The surface CTC head conditions the upper blocks in a self-conditioned hierarchy.
         ctc = self.ctcs["surface"] if "surface" in self.ctcs else None
+        if self.frontend is None:
+            return self.encoder(feats, feat_lens, return_layers, ctc=ctc)
+        x, lens = self.frontend(feats, feat_lens)
         return self.encoder(x, lens, lengths_to_mask(lens, x.size(1)), return_layers, ctc=ctc)
 
     def task_losses(self, feats: Tensor, feat_lens: Tensor, targets: Targets) -> TaskLosses:
@@ -273,11 +284,18 @@ class DualASR(nn.Module):
 
 
 def build_model(
-    cfg: ModelConfig, vocab_sizes: dict[str, int], sos_eos: dict[str, int] | None = None
-) -> DualASR:
+    cfg: ModelConfig, vocab_sizes: dict[str, int], sos_eos: dict[str, int] | None = None,
+    tokenizers: dict | None = None, language: str | None = None, pretrained_weights: bool = True,
+) -> DualASR:  # fmt: skip
     """A :class:`DualASR` for ``cfg``. ``vocab_sizes[o]`` counts every id of
     output ``o`` including blank (0) and sos/eos; ``sos_eos[o]`` defaults to the
-    last id, as in ESPnet and :mod:`dualasr.text.tokenizer`."""
+    last id, as in ESPnet and :mod:`dualasr.text.tokenizer`.
+
+    With ``cfg.pretrained`` (:mod:`dualasr.model.pretrained`) the encoder is
+    the pretrained one, with its weights unless ``pretrained_weights`` is False
+    (a checkpoint's weights are loaded next); with ``pretrained.whole`` the
+    model is a :class:`~dualasr.model.pretrained.WhisperSO`, which needs the
+    output's dualasr ``tokenizers`` and the training data's ``language``."""
     outputs = cfg.outputs
     missing = [o for o in outputs if o not in vocab_sizes]
     if missing:
@@ -286,16 +304,37 @@ def build_model(
     for o in outputs:
         if not 0 < sos_eos[o] < vocab_sizes[o]:
             raise ValueError(f"sos_eos[{o!r}]={sos_eos[o]} outside 1..{vocab_sizes[o] - 1}")
+    if cfg.pretrained is not None:
+        return _build_pretrained(cfg, vocab_sizes, sos_eos, tokenizers, language, pretrained_weights)
     d = cfg.d_model
+    return _heads(
+        cfg, vocab_sizes, sos_eos,
+        Frontend(cfg.n_mels, d, cfg.specaug, cfg.subsampling_channels, utterance_cmn=cfg.utterance_cmn, vtlp=cfg.vtlp),
+        ConformerEncoder(d, cfg.encoder, outputs, cfg.hierarchy, cfg.adapters, condition_vocab=vocab_sizes.get("surface")),
+    )  # fmt: skip
+
+
+def _build_pretrained(cfg, vocab_sizes, sos_eos, tokenizers, language, pretrained_weights) -> nn.Module:
+    from .pretrained import PretrainedEncoder, WhisperSO, load_pretrained
+
+    loaded = load_pretrained(cfg.pretrained, weights=pretrained_weights)
+    if cfg.pretrained.whole:
+        (o,) = cfg.outputs
+        if tokenizers is None or o not in tokenizers:
+            raise ValueError(f"pretrained.whole needs the {o} output's tokenizer (tokenizers=)")
+        return WhisperSO(loaded, o, tokenizers[o], language, cfg.label_smoothing, cfg.pretrained.train_layers)
+    encoder = PretrainedEncoder(loaded, cfg.d_model, cfg.outputs, cfg.pretrained, cfg.hierarchy,
+                                cfg.encoder.task_specific_layers, cfg.adapters, vocab_sizes.get("surface"))  # fmt: skip
+    return _heads(cfg, vocab_sizes, sos_eos, None, encoder)
+
+
+def _heads(cfg: ModelConfig, vocab_sizes, sos_eos, frontend: Frontend | None, encoder: nn.Module) -> DualASR:
+    """The model: ``encoder`` (after ``frontend``) under a CTC head and a decoder per output."""
+    d, outputs = cfg.d_model, cfg.outputs
     weights = cfg.weights or {}
     return DualASR(
-        frontend=Frontend(
-            cfg.n_mels, d, cfg.specaug, cfg.subsampling_channels,
-            utterance_cmn=cfg.utterance_cmn, vtlp=cfg.vtlp,
-        ),
-        encoder=ConformerEncoder(
-            d, cfg.encoder, outputs, cfg.hierarchy, cfg.adapters, condition_vocab=vocab_sizes.get("surface")
-        ),
+        frontend=frontend,
+        encoder=encoder,
         decoders={o: TransformerDecoder(vocab_sizes[o], d, cfg.decoder) for o in outputs},
         ctcs={o: CTC(d, vocab_sizes[o]) for o in outputs if weights.get(f"ctc_{o}", 0.0) > 0},
         weights=weights,

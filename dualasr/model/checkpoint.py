@@ -111,7 +111,9 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Du
     ckpt = load_checkpoint(path)
     model_cfg = ModelConfig.model_validate(ckpt["model_config"])
     tokenizers = {o: Tokenizer.from_dict(t) for o, t in ckpt["tokenizers"].items()}
-    model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()})
+    # A pretrained model's architecture comes from its directory; its weights from the checkpoint.
+    model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()}, tokenizers=tokenizers,
+                        language=ckpt.get("language"), pretrained_weights=False)  # fmt: skip
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 Mode = Literal["sso", "mso", "do"]
 
@@ -125,6 +125,33 @@ class SeparationConfig(_Strict):
     weight: float = Field(gt=0)
 
 
+class PretrainedConfig(_Strict):
+    """A pretrained speech model from Hugging Face ``transformers``
+    (:mod:`dualasr.model.pretrained`), read from a local directory or the local
+    hub cache, never downloaded at run time.
+
+    ``path``: a directory written by ``save_pretrained`` (``config.json``, the
+    weights, ``preprocessor_config.json``; for ``whole`` also the tokenizer
+    files), or a hub id such as ``openai/whisper-base`` already in the local
+    cache. ``whole``: fine-tune the whole Whisper model (its own decoder and
+    tokenizer) as a single-output baseline (the reference study's Whisper SO
+    rows); else its encoder (Whisper, wav2vec2, HuBERT, WavLM) replaces the
+    Conformer under dualasr's CTC heads and decoders. ``train_layers``: None
+    fine-tunes every layer, ``n`` only the top ``n`` transformer layers (0
+    freezes the encoder); wav2vec2's convolutional feature encoder is always
+    frozen, as in its fine-tuning recipe. ``layer_sum``: the heads read a
+    learnt softmax-weighted sum of every layer's output (SUPERB, Yang et al.
+    2021) instead of the top layer. ``gradient_checkpointing``: recompute
+    activations in backward (on GPU only).
+    """
+
+    path: str = Field(min_length=1)
+    whole: bool = False
+    train_layers: int | None = Field(None, ge=0)
+    layer_sum: bool = False
+    gradient_checkpointing: bool = True
+
+
 class ModelConfig(_Strict):
     """Everything that fixes the architecture and the training loss.
 
@@ -150,6 +177,16 @@ class ModelConfig(_Strict):
     adapters: AdapterConfig | None = None
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     separation: SeparationConfig | None = None
+    pretrained: PretrainedConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_pretrained(self, handler):
+        # Runs trained before model.pretrained existed are fingerprinted and checkpointed
+        # without the key: leaving it out when unset keeps them reusable and resumable.
+        out = handler(self)
+        if self.pretrained is None:
+            out.pop("pretrained", None)
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -173,7 +210,23 @@ class ModelConfig(_Strict):
         self.weights = weights
         self._check_methods()
         self._check_separation()
+        self._check_pretrained()
         return self
+
+    def _check_pretrained(self) -> None:
+        """A whole pretrained model has one output, its own decoder and none of
+        dualasr's encoder methods; a pretrained encoder takes them all, and reads either a layer sum or per-output top layers."""
+        p = self.pretrained
+        if p is None:
+            return
+        if p.whole:
+            if self.mode == "do":
+                raise ValueError("pretrained.whole is a single-output baseline: mode must be sso or mso, got 'do'")
+            if p.layer_sum or self.encoder.task_specific_layers or self.adapters or self.hierarchy or self.separation:
+                raise ValueError("pretrained.whole is the whole Whisper model: no layer_sum, task-specific layers, "
+                                 "adapters, hierarchy or separation")  # fmt: skip
+        if p.layer_sum and (self.encoder.task_specific_layers or self.adapters):
+            raise ValueError("pretrained.layer_sum with encoder.task_specific_layers or adapters: choose one")
 
     def _check_methods(self) -> None:
         """The hierarchy and adapter sections against the encoder and the mode.

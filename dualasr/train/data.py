@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
-from lhotse.dataset.collation import collate_features
 
 from dualasr.config import TextConfig
+from dualasr.data.features import collate_inputs
 from dualasr.data.manifest import supervision, target_text
 from dualasr.model.asr import pad_ids
 from dualasr.text.tokenizer import Tokenizer, Unit
@@ -55,14 +55,17 @@ def build_tokenizers(cuts: CutSet, outputs: tuple[str, ...], text: TextConfig, o
 
 class DualDataset(torch.utils.data.Dataset):
     """A CutSet batch -> ``{"ids", "feats" (batch, frames, 80), "feat_lens" (batch,),
-    "targets": {output: (ids (batch, L) padded -1, lens (batch,))}}``."""
+    "targets": {output: (ids (batch, L) padded -1, lens (batch,))}}``; with
+    ``input_kind="audio"`` (pretrained encoders) ``feats`` are 16 kHz waveforms
+    ``(batch, samples)`` (:func:`~dualasr.data.features.collate_inputs`)."""
 
-    def __init__(self, tokenizers: dict[str, Tokenizer]):
+    def __init__(self, tokenizers: dict[str, Tokenizer], input_kind: str = "fbank"):
         self.tokenizers = tokenizers
+        self.input_kind = input_kind
 
     def __getitem__(self, cuts: CutSet) -> dict:
         cuts = cuts.sort_by_duration(ascending=False)
-        feats, feat_lens = collate_features(cuts)
+        feats, feat_lens = collate_inputs(cuts, self.input_kind)
         targets = {
             out: pad_ids([tok.encode(target_text(c, out, tok.unit)) for c in cuts])
             for out, tok in self.tokenizers.items()
@@ -80,9 +83,11 @@ def make_loader(
     num_workers: int = 0,
     world_size: int | None = None,
     rank: int | None = None,
+    input_kind: str = "fbank",
     pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader over duration-bucketed batches of at most ``max_duration`` seconds.
+    """A DataLoader over duration-bucketed batches of at most ``max_duration``
+    seconds; ``input_kind``: what the model reads (see :class:`DualDataset`);
     ``pin_memory`` (for a CUDA device) lets the batches' copies to it overlap compute."""
     buckets = min(num_buckets, len(cuts))  # Lhotse needs at least one cut per bucket
     common = dict(max_duration=max_duration, shuffle=shuffle, seed=seed, drop_last=False,
@@ -96,7 +101,7 @@ def make_loader(
             warnings.filterwarnings("ignore", message=".*eagerly read CutSet.*")
             sampler = DynamicBucketingSampler(cuts, num_buckets=buckets, **common)
     return torch.utils.data.DataLoader(
-        DualDataset(tokenizers),
+        DualDataset(tokenizers, input_kind),
         sampler=sampler,
         batch_size=None,
         num_workers=num_workers,

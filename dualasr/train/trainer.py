@@ -566,6 +566,10 @@ def train(
         "cmvn": value_sha256(cmvn), "model": model_cfg.model_dump(), "train": train_cfg.model_dump(),
         "text": text.model_dump(), "seed": seed, "name": name, "usable_cuts": data.usable_cut_rule(),
     }  # fmt: skip
+    if model_cfg.pretrained is not None:  # the weights trained from, not only their path
+        from dualasr.model.pretrained import directory_identity
+
+        inputs["pretrained"] = directory_identity(model_cfg.pretrained.path)
     partial, stale = [out_dir / "checkpoints" / "last.pt"], out_dir.glob("tokens_*.json")
     if reuse_or_refuse(final, inputs, partial, stale, write=info.main):
         return final
@@ -584,21 +588,23 @@ def train(
     tokenizers = build_tokenizers(train_cuts, model_cfg.outputs, text, out_dir)
     language = supervision(next(iter(train_cuts))).language
 
-    model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()})
+    model = build_model(model_cfg, {o: len(t) for o, t in tokenizers.items()}, tokenizers=tokenizers, language=language)
     model.set_cmvn(torch.tensor(cmvn["mean"]), torch.tensor(cmvn["std"]))
     model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     ddp_model = wrap_distributed(model, info, device)
-    opt = make_optimizer(model.parameters(), train_cfg)
+    # Frozen pretrained layers (pretrained.train_layers) are left out of the optimizer.
+    opt = make_optimizer((p for p in model.parameters() if p.requires_grad), train_cfg)
+    pin = device.type == "cuda"
     train_loader = make_loader(
         train_cuts, tokenizers, train_cfg.max_duration, shuffle=True, seed=train_seed,
         num_buckets=train_cfg.num_buckets, num_workers=train_cfg.num_workers,
-        world_size=info.world_size, rank=info.rank, pin_memory=device.type == "cuda",
+        world_size=info.world_size, rank=info.rank, input_kind=model.input_kind, pin_memory=pin,
     )  # fmt: skip
     dev_loader = make_loader(
         dev_cuts, tokenizers, train_cfg.max_duration, shuffle=False,
         num_buckets=train_cfg.num_buckets, world_size=info.world_size, rank=info.rank,
-        pin_memory=device.type == "cuda",
+        input_kind=model.input_kind, pin_memory=pin,
     )  # fmt: skip
     linear = train_cfg.schedule == "linear"
     total_steps = count_steps(train_loader.sampler, train_cfg.epochs, train_cfg.accum_grad) if linear else 0

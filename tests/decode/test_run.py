@@ -45,13 +45,13 @@ def model(tiny_corpus, tmp_path_factory) -> Path:
 def spy(monkeypatch) -> list[list[float]]:
     """Durations of the cuts of every batch given to the search."""
     batches: list[list[float]] = []
-    collate = run.collate_features
+    collate = run.collate_inputs
 
-    def recording(cuts):
+    def recording(cuts, kind):
         batches.append([c.duration for c in cuts])
-        return collate(cuts)
+        return collate(cuts, kind)
 
-    monkeypatch.setattr(run, "collate_features", recording)
+    monkeypatch.setattr(run, "collate_inputs", recording)
     return batches
 
 
