@@ -156,7 +156,8 @@ class Worker:
 
 
 def measure(args, batch_file: Path, d_model: int, threads: int, espnet: Path, log: Path) -> tuple[dict, dict]:
-    """Per model: the workers' ready info and the per-round throughputs."""
+    """Per model: the workers' ready info (with ``losses``: the loss after
+    warm-up and after the last round) and the per-round throughputs."""
     d = str(d_model)
     models = {
         "dualasr (configured)": [sys.executable, str(BENCH / "_dualasr_worker.py"), str(batch_file)],
@@ -169,13 +170,14 @@ def measure(args, batch_file: Path, d_model: int, threads: int, espnet: Path, lo
         for name, argv in models.items():
             workers[name] = Worker(name, [*argv, "--threads", str(threads)], threads, log)
         for w in workers.values():
-            w.steps(args.warmup)
+            w.info["losses"] = [w.steps(args.warmup)["loss"]]
         rates = {name: [] for name in workers}
         names = list(workers)
         for r in range(args.rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 out = workers[name].steps(args.steps)
                 rates[name].append(out["audio"] / out["seconds"])
+                workers[name].info["losses"][1:] = [out["loss"]]
         return {n: w.info for n, w in workers.items()}, rates
     finally:
         for w in workers.values():
@@ -204,6 +206,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per model")
     ap.add_argument("--espnet-venv", type=Path, default=ESPNET_VENV)
     args = ap.parse_args()
+    if min(args.warmup, args.steps, args.rounds, args.batches) < 1:
+        ap.error("--warmup, --steps, --rounds and --batches must be at least 1")
 
     espnet = espnet_python(args.espnet_venv)
     if espnet is None:
@@ -239,11 +243,13 @@ def report(args, about: dict, results: dict) -> None:
     names = list(info)
     like, conf = names[1], names[0]
     print(f"{args.rounds} rounds of {args.steps} steps per model after {args.warmup} warm-up steps; "
-          "median audio-s / wall-s (min-max over rounds)")  # fmt: skip
-    for t, (_, rates) in results.items():
+          "median audio-s / wall-s (min-max over rounds), training loss after warm-up -> at the end")  # fmt: skip
+    for t, (info_t, rates) in results.items():
         med = {n: statistics.median(r) for n, r in rates.items()}
         for n, r in rates.items():
-            print(f"  {t} thread{'s' if t > 1 else ' '}  {n:<22} {med[n]:8.1f}  ({min(r):.1f}-{max(r):.1f})")
+            first, last = info_t[n]["losses"]
+            print(f"  {t} thread{'s' if t > 1 else ' '}  {n:<22} {med[n]:8.1f}  ({min(r):.1f}-{max(r):.1f})"
+                  f"  loss {first:.1f} -> {last:.1f}")  # fmt: skip
         per_round = [a / b for a, b in zip(rates[like], rates["ESPnet"], strict=True)]
         print(f"  {t} thread{'s' if t > 1 else ' '}  dualasr / ESPnet: like for like {med[like] / med['ESPnet']:.2f}x "
               f"(per round {min(per_round):.2f}-{max(per_round):.2f}), configured "
