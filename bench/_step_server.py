@@ -15,8 +15,9 @@ Batch file (``.npz``, read with ``allow_pickle=False``)::
 
 Protocol (one JSON object per line): the worker prints ``{"ready": true,
 "params": {...}, "torch": version}`` once built, then answers each request
-``{"steps": N}`` read from stdin with ``{"seconds": wall, "audio": seconds of
-audio trained, "loss": last loss}`` after N steps (cycling through the batches
+``{"steps": N}`` read from stdin with ``{"seconds": wall, "cpu": CPU seconds
+of the process (all its threads), "audio": seconds of audio trained, "loss":
+last loss}`` after N steps (cycling through the batches
 where the last request stopped); ``{"quit": true}`` or end of input stops it.
 Everything else the worker or its libraries print goes to stderr.
 """
@@ -100,7 +101,7 @@ def serve(
         if request.get("quit"):
             break
         audio, loss = 0.0, None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(request["steps"]):
             k = i % len(batches)
             loss = loss_fn(batches[k])
@@ -110,8 +111,8 @@ def serve(
             opt.zero_grad(set_to_none=True)
             audio += audio_s[k]
             i += 1
-        seconds = time.perf_counter() - t0
-        reply({"seconds": seconds, "audio": audio, "loss": None if loss is None else float(loss)})
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        reply({"seconds": seconds, "cpu": cpu, "audio": audio, "loss": None if loss is None else float(loss)})
 
 
 def count(module: torch.nn.Module | None) -> int:

@@ -4,7 +4,7 @@ hybrid CTC/attention decoders), the same sizes, loss mix and batches, in one run
 
     bash bench/espnet_env.sh      # once: ESPnet into bench/.venv-espnet (several GB)
     .venv/bin/python bench/compare_espnet.py
-    .venv/bin/python bench/compare_espnet.py --data runs/demo/data/en --steps 5 --rounds 7
+    .venv/bin/python bench/compare_espnet.py --data runs/demo/data/en --threads 2 --rounds 15
 
 ESPnet is built from the DO model of ``--config`` (``model`` section and
 ``study.models.do``): Conformer encoder (rel-pos "latest" self-attention,
@@ -157,7 +157,10 @@ class Worker:
 
 def measure(args, batch_file: Path, d_model: int, threads: int, espnet: Path, log: Path) -> tuple[dict, dict]:
     """Per model: the workers' ready info (with ``losses``: the loss after
-    warm-up and after the last round) and the per-round throughputs."""
+    warm-up and after the last round, and ``load``: the 1-minute load average
+    before and after) and the per-round throughputs, ``{"wall": audio-s per
+    wall-s, "cpu": audio-s per CPU-s}``."""
+    load = os.getloadavg()[0]
     d = str(d_model)
     models = {
         "dualasr (configured)": [sys.executable, str(BENCH / "_dualasr_worker.py"), str(batch_file)],
@@ -176,8 +179,10 @@ def measure(args, batch_file: Path, d_model: int, threads: int, espnet: Path, lo
         for r in range(args.rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 out = workers[name].steps(args.steps)
-                rates[name].append(out["audio"] / out["seconds"])
+                rates[name].append({"wall": out["audio"] / out["seconds"], "cpu": out["audio"] / out["cpu"]})
                 workers[name].info["losses"][1:] = [out["loss"]]
+        for w in workers.values():
+            w.info["load"] = (load, os.getloadavg()[0])
         return {n: w.info for n, w in workers.items()}, rates
     finally:
         for w in workers.values():
@@ -200,8 +205,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="corpus dir with cuts_train.jsonl.gz (default: see above)")
     ap.add_argument("--max-duration", type=float, help="batch seconds (default: the config's train.max_duration)")
     ap.add_argument("--batches", type=int, default=4, help="distinct batches, cycled")
-    ap.add_argument("--steps", type=int, default=5, help="steps per model per round")
-    ap.add_argument("--rounds", type=int, default=5, help="timed rounds (medians over them are reported)")
+    ap.add_argument("--steps", type=int, default=3, help="steps per model per round")
+    ap.add_argument("--rounds", type=int, default=9, help="timed rounds (medians over them are reported)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per model")
     ap.add_argument("--espnet-venv", type=Path, default=ESPNET_VENV)
@@ -241,19 +246,26 @@ def report(args, about: dict, results: dict) -> None:
     print_params(info)
     print()
     names = list(info)
-    like, conf = names[1], names[0]
-    print(f"{args.rounds} rounds of {args.steps} steps per model after {args.warmup} warm-up steps; "
-          "median audio-s / wall-s (min-max over rounds), training loss after warm-up -> at the end")  # fmt: skip
+    conf, like = names[0], names[1]
+    print(f"{args.rounds} rounds of {args.steps} steps per model after {args.warmup} warm-up steps. Throughput "
+          "in audio-s per wall-s: median (min-max over rounds); per CPU-s of the model's process: median "
+          "(counts every thread, and is not lowered by other processes' load); training loss after warm-up "
+          "-> at the end")  # fmt: skip
     for t, (info_t, rates) in results.items():
-        med = {n: statistics.median(r) for n, r in rates.items()}
-        for n, r in rates.items():
+        label = f"{t} thread{'s' if t > 1 else ''}"
+        before, after = info_t[conf]["load"]
+        print(f"{label} (load average {before:.1f} before, {after:.1f} after)")
+        med = {n: {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu")} for n, rs in rates.items()}
+        for n, rs in rates.items():
+            wall = [r["wall"] for r in rs]
             first, last = info_t[n]["losses"]
-            print(f"  {t} thread{'s' if t > 1 else ' '}  {n:<22} {med[n]:8.1f}  ({min(r):.1f}-{max(r):.1f})"
-                  f"  loss {first:.1f} -> {last:.1f}")  # fmt: skip
-        per_round = [a / b for a, b in zip(rates[like], rates["ESPnet"], strict=True)]
-        print(f"  {t} thread{'s' if t > 1 else ' '}  dualasr / ESPnet: like for like {med[like] / med['ESPnet']:.2f}x "
-              f"(per round {min(per_round):.2f}-{max(per_round):.2f}), configured "
-              f"{med[conf] / med['ESPnet']:.2f}x")  # fmt: skip
+            print(f"  {n:<22} wall {med[n]['wall']:6.1f} ({min(wall):.1f}-{max(wall):.1f})  "
+                  f"CPU {med[n]['cpu']:6.1f}  loss {first:.1f} -> {last:.1f}")  # fmt: skip
+        for n in (like, conf):
+            per_round = [a["wall"] / b["wall"] for a, b in zip(rates[n], rates["ESPnet"], strict=True)]
+            print(f"  {n} / ESPnet: {med[n]['wall'] / med['ESPnet']['wall']:.2f}x wall (per round: median "
+                  f"{statistics.median(per_round):.2f}x, {min(per_round):.2f}-{max(per_round):.2f}), "
+                  f"{med[n]['cpu'] / med['ESPnet']['cpu']:.2f}x CPU")  # fmt: skip
 
 
 if __name__ == "__main__":
