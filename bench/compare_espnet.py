@@ -66,7 +66,8 @@ def corpus(data: Path | None) -> Path:
 
     cfg = load_config(ROOT / "conf/smoke.yaml")
     cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"languages": ["en"]})})
-    print(f"no demo corpus at {DEMO_DATA}: synthesising a small English one in {SYNTH_DATA}", flush=True)
+    print(f"no demo corpus at {DEMO_DATA}: a small synthetic English one in {SYNTH_DATA} (built on first use)",
+          flush=True)  # fmt: skip
     for report in build_corpus(cfg, SYNTH_DATA, allow_fewer_voices=True, progress=False):
         print(describe(report), flush=True)
     return SYNTH_DATA / "en"

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
-VENV=.venv-espnet
+VENV=${VENV:-.venv-espnet}  # relative to bench/
 ESPNET=${ESPNET:-espnet==202511}
 
 test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
