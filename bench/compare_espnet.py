@@ -4,7 +4,7 @@ hybrid CTC/attention decoders), the same sizes, loss mix and batches, in one run
 
     bash bench/espnet_env.sh      # once: ESPnet into bench/.venv-espnet (several GB)
     .venv/bin/python bench/compare_espnet.py
-    .venv/bin/python bench/compare_espnet.py --data runs/demo/data/en --threads 2 --rounds 15
+    .venv/bin/python bench/compare_espnet.py --data runs/demo/data/en --threads 2 --rounds 25
 
 ESPnet is built from the DO model of ``--config`` (``model`` section and
 ``study.models.do``): Conformer encoder (rel-pos "latest" self-attention,
@@ -20,9 +20,12 @@ driven in turn by this one: after warm-up, every round gives each model
 ``--steps`` steps (the order rotating per round), so load from elsewhere on
 the machine falls on all of them alike. A step is forward + backward +
 gradient-norm clipping (5) + Adam (same lr), cycling over the same
-``--batches`` batches. Reported: median audio-seconds per wall-second over the
-rounds, at each ``--threads``, and the ratios dualasr / ESPnet, like for like
-(dualasr with ESPnet's d_model subsampling channels) and as configured.
+``--batches`` batches. Reported at each ``--threads``: median audio-seconds per
+wall-second (and per CPU-second of the model's process) over the rounds, and
+the ratios dualasr / ESPnet, like for like (dualasr with ESPnet's d_model
+subsampling channels) and as configured, as the median over rounds of the
+ratio within each round (robust to other jobs' load) beside the ratio of the
+medians.
 
 Data: ``--data`` (a corpus dir with ``cuts_train.jsonl.gz``), else the demo's
 English corpus at runs/demo/data/en when it exists, else a small English corpus
@@ -206,8 +209,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="corpus dir with cuts_train.jsonl.gz (default: see above)")
     ap.add_argument("--max-duration", type=float, help="batch seconds (default: the config's train.max_duration)")
     ap.add_argument("--batches", type=int, default=4, help="distinct batches, cycled")
-    ap.add_argument("--steps", type=int, default=3, help="steps per model per round")
-    ap.add_argument("--rounds", type=int, default=9, help="timed rounds (medians over them are reported)")
+    ap.add_argument("--steps", type=int, default=2, help="steps per model per round")
+    ap.add_argument("--rounds", type=int, default=15, help="timed rounds (medians over them are reported)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per model")
     ap.add_argument("--espnet-venv", type=Path, default=ESPNET_VENV)
@@ -263,10 +266,13 @@ def report(args, about: dict, results: dict) -> None:
             print(f"  {n:<22} wall {med[n]['wall']:6.1f} ({min(wall):.1f}-{max(wall):.1f})  "
                   f"CPU {med[n]['cpu']:6.1f}  loss {first:.1f} -> {last:.1f}")  # fmt: skip
         for n in (like, conf):
+            # The ratio within a round pairs measurements taken seconds apart,
+            # so it holds up best when other jobs come and go on the machine.
             per_round = [a["wall"] / b["wall"] for a, b in zip(rates[n], rates["ESPnet"], strict=True)]
-            print(f"  {n} / ESPnet: {med[n]['wall'] / med['ESPnet']['wall']:.2f}x wall (per round: median "
-                  f"{statistics.median(per_round):.2f}x, {min(per_round):.2f}-{max(per_round):.2f}), "
-                  f"{med[n]['cpu'] / med['ESPnet']['cpu']:.2f}x CPU")  # fmt: skip
+            print(f"  {n} / ESPnet: {statistics.median(per_round):.2f}x (median over rounds of the ratio "
+                  f"within a round; {min(per_round):.2f}-{max(per_round):.2f}); ratio of the medians "
+                  f"{med[n]['wall'] / med['ESPnet']['wall']:.2f}x wall, {med[n]['cpu'] / med['ESPnet']['cpu']:.2f}x "
+                  "CPU")  # fmt: skip
 
 
 if __name__ == "__main__":
