@@ -77,8 +77,9 @@ def corpus(data: Path | None) -> Path:
 
 
 def write_batch_file(args, path: Path) -> dict:
-    """The first ``args.batches`` training batches of the corpus, as dualasr's
-    trainer draws them, written for both workers; returns what to print."""
+    """The first ``args.batches`` training batches of the corpus, drawn by
+    dualasr's loader (duration buckets, the config's seed), written for both
+    workers; returns what to print."""
     import torch
     from _step_server import OUTPUTS, write_batches
 
@@ -132,8 +133,7 @@ class Worker:
     def __init__(self, name: str, argv: list[str], threads: int, log: Path):
         self.name = name
         self.log = log
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-               "PYTHONPATH": str(BENCH)}  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         with open(log, "a") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                                          text=True, env=env, cwd=ROOT)  # fmt: skip
