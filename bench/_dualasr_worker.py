@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 from _step_server import count, protocol_stream, read_batches, serve
 
+from dualasr.config import TrainConfig
 from dualasr.model.asr import build_model
 from dualasr.model.config import ModelConfig
+from dualasr.train.trainer import make_optimizer
 
 
 def main() -> None:
@@ -47,7 +49,11 @@ def main() -> None:
         "total": count(model),
         "subsampling channels": sub.conv[0].out_channels,
     }
-    serve(loss_fn, model.parameters(), batches, spec, params, proto)
+    # The trainer's optimizer: Adam (AdamW without decay) with its fused kernel.
+    def optimizer(ps, lr):
+        return make_optimizer(ps, TrainConfig(lr=lr, weight_decay=0.0))
+
+    serve(loss_fn, model.parameters(), batches, spec, params, proto, optimizer=optimizer)
 
 
 if __name__ == "__main__":

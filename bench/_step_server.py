@@ -80,12 +80,15 @@ def serve(
     params: dict[str, int],
     proto,
     extra: dict | None = None,
+    optimizer: Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer] | None = None,
 ) -> None:
     """Answer step requests on stdin. One step: ``loss_fn(batch)``, backward,
-    gradient-norm clipping, Adam step, gradients cleared. ``params`` (counts
-    per part) and ``extra`` go into the ready message."""
+    gradient-norm clipping, optimizer step, gradients cleared. ``optimizer``
+    builds the toolkit's own Adam (default: ``torch.optim.Adam``, as ESPnet's
+    ``optim: adam``). ``params`` (counts per part) and ``extra`` go into the
+    ready message."""
     parameters = list(parameters)
-    opt = torch.optim.Adam(parameters, lr=spec["lr"])
+    opt = (optimizer or (lambda ps, lr: torch.optim.Adam(ps, lr=lr)))(parameters, spec["lr"])
     clip, shift = spec["grad_clip"], spec["frame_shift"]
     audio_s = [float(b["feat_lens"].sum()) * shift for b in batches]
 

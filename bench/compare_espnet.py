@@ -19,7 +19,9 @@ Three models train in three persistent processes, each in its own venv,
 driven in turn by this one: after warm-up, every round gives each model
 ``--steps`` steps (the order rotating per round), so load from elsewhere on
 the machine falls on all of them alike. A step is forward + backward +
-gradient-norm clipping (5) + Adam (same lr), cycling over the same
+gradient-norm clipping (5) + Adam at the same lr, each toolkit's own (dualasr's
+trainer: fused AdamW without decay; ESPnet's ``optim: adam``: ``torch.optim.Adam``),
+cycling over the same
 ``--batches`` batches. Reported at each ``--threads``: median audio-seconds per
 wall-second (and per CPU-second of the model's process) over the rounds, and
 the ratios dualasr / ESPnet, like for like (dualasr with ESPnet's d_model
