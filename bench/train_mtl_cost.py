@@ -64,7 +64,7 @@ def main() -> None:
     cfg = model_config(config, "do")
     batch = fixed_batch(args.batch, args.seconds)
     methods = [("plain", None)] + [(a, {"aggregator": a}) for a in sorted(AGGREGATORS)]
-    methods += [(w, {"weighting": w}) for w in ("uncertainty", "dwa", "gradnorm")]
+    methods += [(w, {"weighting": w}) for w in ("uncertainty", "dwa", "gradnorm", "famo")]
     print(f"DO model of {args.config}, batch {args.batch} x {args.seconds:g} s, {args.threads} thread(s), "
           f"{args.steps} steps each")  # fmt: skip
     base = None

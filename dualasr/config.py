@@ -201,7 +201,7 @@ class DataConfig(_Section):
 #: by their torchjd names; dualasr.train.mtl maps them to ``torchjd.aggregation``.
 Aggregator = Literal["upgrad", "pcgrad", "mgda", "cagrad", "alignedmtl", "imtlg", "gradvac", "mean", "sum"]
 #: Loss weightings (``train.mtl.weighting``), see dualasr.train.mtl.
-Weighting = Literal["uncertainty", "dwa", "gradnorm"]
+Weighting = Literal["uncertainty", "dwa", "gradnorm", "famo"]
 
 
 class MTLConfig(_Section):
@@ -218,6 +218,8 @@ class MTLConfig(_Section):
     # Learning rate of the weights GradNorm and FAMO learn beside the model (Adam);
     # FAMO's paper uses 0.025.
     weight_lr: float = Field(0.025, gt=0)
+    # FAMO's weight decay on its logits (the paper's gamma; its Algorithm 2 and LibMTL: 1e-3).
+    famo_gamma: float = Field(1e-3, ge=0)
 
     @model_validator(mode="after")
     def _one_method(self) -> MTLConfig:

@@ -494,7 +494,7 @@ class WeightedStep(PerTaskStep):
 
     def finish_gradients(self) -> dict[str, float]:
         _all_reduce_grads(self.model, self.info.world_size)
-        return {f"mtl_weight_{o}": float(w) for o, w in zip(self.model.outputs, self.weighting.weights(), strict=True)}
+        return dict(zip((f"mtl_weight_{o}" for o in self.model.outputs), self.weighting.weights(), strict=True))
 
     def after_update(self) -> None:
         self.weighting.step(self.info.world_size)

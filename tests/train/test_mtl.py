@@ -10,7 +10,7 @@ from torchjd.autojac import mtl_backward
 
 from dualasr.config import Config, ConfigError, MTLConfig, train_config
 from dualasr.model import build_model
-from dualasr.train.mtl import AGGREGATORS
+from dualasr.train.mtl import AGGREGATORS, FAMO
 from tests.torch_fixtures import VOCAB, _random_batch, _tiny_config
 from tests.train.mtl_fixtures import as_batch, tiny_step
 
@@ -79,7 +79,7 @@ def test_each_aggregator_trains(aggregator):
     assert not any(hasattr(p, "jac") for p in model.parameters())  # every Jacobian consumed
 
 
-@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "dwa"])
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "dwa", "famo"])
 def test_each_weighting_trains_and_its_weights_move(weighting):
     model = tiny_model()
     step = tiny_step(model, {"weighting": weighting}, optimizer=torch.optim.Adam, lr=3e-3)
@@ -97,6 +97,26 @@ def test_each_weighting_trains_and_its_weights_move(weighting):
         assert weights[-1][0] != pytest.approx(1.0)
     if weighting == "dwa":
         assert weights[3] == (1.0, 1.0) and sum(weights[-1]) == pytest.approx(2.0, rel=1e-6)
+    if weighting == "famo":  # a convex combination
+        assert sum(weights[-1]) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_famo_weights_follow_its_formula_and_favour_the_loss_that_fell_less():
+    """w_o = c z_o / L_o with c = 1 / sum z/L; after output 0's loss halves and
+    output 1's stays, the logits move towards output 1."""
+    famo = FAMO(("surface", "meaning"), lr=0.1, gamma=0.0)
+    losses = torch.tensor([4.0, 1.0], requires_grad=True)
+    famo.loss(losses, [], 1).backward()
+    # z = (1/2, 1/2): w = (1/4, 1) / (5/4)
+    torch.testing.assert_close(famo.weights(), torch.tensor([0.2, 0.8]))
+    torch.testing.assert_close(losses.grad, torch.tensor([0.2, 0.8]))
+    assert famo.xi.grad is None  # nothing to learn from before a second step
+    famo.step(1)
+    famo.loss(torch.tensor([2.0, 1.0]), [], 1)
+    famo.step(1)
+    assert famo.xi[1] > famo.xi[0]
+    famo.loss(torch.tensor([float("nan"), 1.0]), [], 1)  # a skipped step: not the next reference
+    torch.testing.assert_close(famo.previous, torch.log(torch.tensor([2.0, 1.0]) + FAMO.EPS))
 
 
 def test_a_non_finite_loss_skips_the_aggregated_step_and_drops_the_jacobians():

@@ -11,7 +11,7 @@ from dualasr.config import MTLConfig
 from dualasr.model.checkpoint import load_checkpoint
 
 
-@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "dwa"])
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "dwa", "famo"])
 def test_weights_change_and_survive_stop_and_resume(run, tmp_path, weighting):
     train_cfg = run.train_cfg.model_copy(update={"mtl": MTLConfig(weighting=weighting)})
     torch.set_num_threads(1)
