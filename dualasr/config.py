@@ -315,12 +315,21 @@ class StudyConfig(_Section):
     seeds: list[int] = [0]
     # Models trained at once, each in its own process with cores // jobs threads
     # (language x seed x model jobs, longest first). On a 2-core CPU two 1-thread
-    # processes train more audio per second than one 2-thread process.
-    jobs: int = Field(1, ge=1)
+    # processes train more audio per second than one 2-thread process; "auto":
+    # one job per core the process may use (never more than there are jobs).
+    jobs: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     # Epochs per language, overriding train.epochs for that language's models
     # (corpora differ in size and difficulty; SO and DO of a language still match).
     # A variant's own train.epochs overrides both.
     epochs: dict[Language, Annotated[int, Field(ge=1)]] = {}
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _jobs(cls, v: Any) -> Any:
+        # One clear message instead of one per member of the union.
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"expected a number of jobs >= 1 or 'auto', got {v!r}")
 
     @field_validator("models", mode="before")
     @classmethod

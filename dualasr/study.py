@@ -293,23 +293,33 @@ def run_model_job(job: ModelJob, config: Config, progress: bool = True, threads:
     return f"{job.label}: trained and decoded in {time.monotonic() - start:.0f} s ({job.exp})"
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a container's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def threads_per_job(jobs: int) -> int:
     """Torch threads for each of ``jobs`` processes sharing this process's cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // jobs)
+    return max(1, usable_cores() // jobs)
+
+
+def study_jobs(jobs: int | str) -> int:
+    """``study.jobs`` as a number: ``auto`` is one job per usable core (one
+    1-thread process per core trains the most audio per second on a CPU)."""
+    return usable_cores() if jobs == "auto" else int(jobs)
 
 
 def run_model_jobs(
     jobs: list[ModelJob] | list[LMJob], config: Config, progress: bool, echo: Callable[[str], None]
 ) -> None:
-    """Run the jobs one after another, or ``config.study.jobs`` at a time in
+    """Run the jobs one after another, or ``config.study.jobs`` (:func:`study_jobs`) at a time in
     spawned processes sharing the cores (no progress bars then: they would
     interleave; each finished job is reported, and metrics.csv grows per epoch).
     The first failure stops the queue: no further job starts, jobs already
     running finish and keep their models. An interrupt (Ctrl-C, SIGINT) stops
     the queue and the running jobs too (a re-run resumes them from their last
     epoch checkpoint)."""
-    n = min(config.study.jobs, len(jobs))
+    n = min(study_jobs(config.study.jobs), len(jobs))
     if n <= 1:
         for job in jobs:
             echo(_runner(job)(job, config, progress))

@@ -43,7 +43,7 @@ def test_demo_matches_reference_shares_within_3_points():
         ("synth:\n  languages: [fr]\n", r"bad.yaml: synth.languages.0: Input should be 'en' or 'ko'"),
         ("study:\n  epochs: {en: 0}\n", r"bad.yaml: study.epochs.en: Input should be greater than or equal to 1"),
         ("study:\n  epochs: {fr: 2}\n", r"bad.yaml: study.epochs.fr.\[key\]: Input should be 'en' or 'ko'"),
-        ("study:\n  jobs: 0\n", r"bad.yaml: study.jobs: Input should be greater than or equal to 1"),
+        ("study:\n  jobs: 0\n", r"bad.yaml: study.jobs: expected a number of jobs >= 1 or 'auto', got 0"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, text, message):

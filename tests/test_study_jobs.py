@@ -31,6 +31,8 @@ from dualasr.study import (
     run_lm_job,
     run_model_job,
     run_model_jobs,
+    study_jobs,
+    usable_cores,
 )
 
 CONFIG = {
@@ -256,3 +258,9 @@ def test_cli_train_refuses_a_name_the_config_lacks(tmp_path, tiny_corpus):
     assert result.exit_code == 2
     assert f"error: {tmp_path / 'c.yaml'}: study.models has no variant 'mso' (variants: sso, do_w)" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_auto_jobs_follow_the_usable_cores():
+    assert study_jobs("auto") == usable_cores() >= 1
+    assert study_jobs(3) == 3
+    assert Config.model_validate({"study": {"jobs": "auto"}}).study.jobs == "auto"
