@@ -9,7 +9,12 @@ import pytest
 from dualasr.data.manifest import ManifestError, cut_divergence, load_manifest, supervision
 from dualasr.data.prepare import CorpusError, prepare_l2arctic
 from dualasr.data.prepare.common import OptionError
-from dualasr.data.prepare.l2arctic import PhoneLabel, parse_phone_label, read_annotation
+from dualasr.data.prepare.l2arctic import (
+    PhoneLabel,
+    held_out_prompt,
+    parse_phone_label,
+    read_annotation,
+)
 
 
 @pytest.mark.parametrize(
@@ -218,6 +223,29 @@ def test_configurable_splits_and_suitcase(l2arctic, tmp_path, wav_file, textgrid
         prepare_l2arctic(corpus, tmp_path / "o2", test_speakers=["NJS"], dev_speakers=["njs"])
     with pytest.raises(OptionError, match="list of speaker ids"):
         prepare_l2arctic(corpus, tmp_path / "o2", test_speakers="NJS")
+
+
+def test_unseen_prompts_split_test_by_whether_training_read_the_prompt(add_l2arctic_utterance, tmp_path):
+    """Both regimes from one corpus: test_seen prompts were all read in training,
+    test_unseen prompts never, and every left-out training reading is counted."""
+    corpus, stems = tmp_path / "l2arctic", [f"arctic_a{i:04d}" for i in range(1, 13)]
+    held = {s for s in stems if held_out_prompt(s, 0.4)}
+    assert held and held != set(stems)  # the fixture needs both kinds of prompt
+    for spk in ("ABA", "NJS"):
+        for stem in stems:
+            add_l2arctic_utterance(corpus, spk, stem, ["HH", "AH0"], prompt=f"prompt {stem}")
+    report = prepare_l2arctic(corpus, tmp_path / "out", test_speakers=["NJS"], dev_speakers=[], unseen_prompts=0.4)
+
+    def prompts(split):
+        return {c.id.split("_", 1)[1] for c in _cuts(tmp_path / "out", split).values()}
+
+    assert prompts("train") == set(stems) - held
+    assert prompts("test_seen") == set(stems) - held
+    assert prompts("test_unseen") == held
+    assert not (tmp_path / "out" / "cuts_test.jsonl.gz").exists()
+    assert report.excluded["prompt held out of training (unseen_prompts)"] == len(held)
+    with pytest.raises(OptionError, match="unseen_prompts"):
+        prepare_l2arctic(corpus, tmp_path / "o2", unseen_prompts=1.0)
 
 
 def test_malformed_textgrid_names_the_file_or_is_skipped(

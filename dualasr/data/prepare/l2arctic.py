@@ -47,11 +47,20 @@ valid dualasr cuts; the flag tells a trainer to mask their surface loss.
 
 Known broken annotations (YDCK arctic_a0209, arctic_a0272) are skipped with a
 warning. A TextGrid praatio cannot read is a ``CorpusError`` naming the file.
-Splits: the common 6-speaker MDD split by default (configurable).
+Splits: the common 6-speaker MDD split by default (configurable). Every
+speaker reads the same CMU ARCTIC prompts, so test prompts were read in
+training (the regime of the reference study's corpora). ``unseen_prompts = f``
+adds the other regime beside it: a fraction ``f`` of the prompts, chosen by a
+stable hash of the prompt id (the same prompts on every machine), is held out
+of training, and the test speakers' utterances go to two test splits,
+``test_seen`` (prompts read in training) and ``test_unseen`` (held-out
+prompts, and the suitcase recordings); train speakers' readings of held-out
+prompts are left out and counted; dev keeps every prompt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -279,6 +288,14 @@ def _speaker_list(name: str, speakers: Sequence[str]) -> set[str]:
     return {s.upper() for s in speakers}
 
 
+def held_out_prompt(prompt_id: str, fraction: float) -> bool:
+    """Whether ``prompt_id`` (e.g. ``arctic_a0001``) is among the ``fraction`` of
+    prompts held out of training: its SHA-256 read as a number in [0, 1) falls
+    below ``fraction``, so the choice is stable across machines and runs."""
+    h = int.from_bytes(hashlib.sha256(prompt_id.encode()).digest()[:8], "big")
+    return h / 2**64 < fraction
+
+
 def prepare_l2arctic(
     corpus_dir: str | Path,
     output_dir: str | Path,
@@ -286,6 +303,7 @@ def prepare_l2arctic(
     dev_speakers: Sequence[str] = DEV_SPEAKERS,
     include_unannotated: bool = False,
     include_suitcase: bool = False,
+    unseen_prompts: float = 0.0,
     skip_invalid: bool = False,
     overwrite: bool = False,
 ) -> PrepareReport:
@@ -295,8 +313,12 @@ def prepare_l2arctic(
     others to train. ``include_unannotated`` also writes the utterances without
     a manual annotation as meaning-only manifests; ``include_suitcase`` adds the
     spontaneous suitcase recordings (one long cut per speaker,
-    ``custom["subset"] = "suitcase"``). See the module docstring for the rules.
+    ``custom["subset"] = "suitcase"``). ``unseen_prompts`` (a fraction in
+    [0, 1)) holds prompts out of training and writes ``test_seen`` and
+    ``test_unseen`` instead of ``test``. See the module docstring for the rules.
     """
+    if not 0.0 <= unseen_prompts < 1.0:
+        raise OptionError(f"unseen_prompts: expected a fraction in [0, 1), got {unseen_prompts}")
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: not a directory", "missing corpus")
@@ -306,7 +328,7 @@ def prepare_l2arctic(
         raise OptionError(
             f"speakers in both test_speakers and dev_speakers: {', '.join(sorted(test & dev))}"
         )
-    splits = ("train", "dev", "test")
+    splits = ("train", "dev") + (("test_seen", "test_unseen") if unseen_prompts else ("test",))
     manifests = splits + tuple(f"{s}_meaning_only" for s in splits) * include_unannotated
     out = Collector("l2arctic", output_dir, manifests, overwrite, skip_invalid)
     items = _items(corpus_dir, include_suitcase)
@@ -321,6 +343,14 @@ def prepare_l2arctic(
     for item in items:
         spk = item.speaker.upper()
         split = "test" if spk in test else "dev" if spk in dev else "train"
+        if unseen_prompts and split != "dev":
+            suitcase = item.custom.get("subset") == "suitcase"
+            held = not suitcase and held_out_prompt(item.wav.stem, unseen_prompts)
+            if split == "train" and held:
+                out.exclude(split, "prompt held out of training (unseen_prompts)")
+                continue
+            if split == "test":
+                split = "test_unseen" if held or suitcase else "test_seen"
         if item.annotation is not None and (spk, item.wav.stem) in KNOWN_BROKEN:
             out.reject(
                 split,
