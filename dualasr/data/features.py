@@ -16,6 +16,7 @@ float32, error far below the fbank's own dynamic range). Output, beside a corpus
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -43,8 +44,10 @@ def fbank_config() -> FbankConfig:
     return FbankConfig(num_mel_bins=NUM_MEL_BINS, sampling_rate=SAMPLE_RATE)
 
 
+@functools.cache
 def extractor() -> Fbank:
-    """The one feature extractor of the toolkit (training, decoding, analysis)."""
+    """The one feature extractor of the toolkit (training, decoding, analysis,
+    transcription), built once per process: it holds no state between calls."""
     return Fbank(fbank_config())
 
 

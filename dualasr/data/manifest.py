@@ -301,12 +301,6 @@ def cut_divergence(cut, unit: str = "char") -> int:
 # ------------------------------------------------------------------ manifest files
 
 
-def _open_text(path: Path, mode: str = "rt"):
-    if path.suffix == ".gz":
-        return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
-
-
 def _text_lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
     """``(line number, line)`` of a UTF-8 text file (gzipped when named ``.gz``).
 
@@ -388,31 +382,28 @@ def load_manifest(
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     cuts: dict[str, MonoCut] = {}
-    with _open_text(path) as f:
+    # Line by line through _text_lines: bad bytes and truncation are named by line.
+    for lineno, line in _text_lines(path, "a dualasr manifest (.jsonl or .jsonl.gz)"):
+        if not line.strip():
+            continue
+        source = f"{path}:{lineno}"
+        cut, cid = None, "?"
         try:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                source = f"{path}:{lineno}"
-                cut, cid = None, "?"
-                try:
-                    data = json.loads(line)
-                    cid = str(data.get("id", "?")) if isinstance(data, dict) else "?"
-                    cut = deserialize_item(data)
-                    problems = _cut_problems(cut, check_audio)
-                except Exception as e:  # JSON or Lhotse schema errors
-                    problems = [f"not a Lhotse cut ({_short(e)})"]
-                if not problems and cut.id in cuts:
-                    problems = [f"duplicate utterance id {cut.id!r}"]
-                if problems:
-                    if not skip_invalid:
-                        raise ManifestError(f"{source}: utterance {cid!r}: {'; '.join(problems)}")
-                    if skipped is not None:
-                        skipped.append(Skipped(cid, source, "; ".join(problems)))
-                    continue
-                cuts[cut.id] = cut
-        except (OSError, EOFError, UnicodeDecodeError) as e:
-            raise ManifestError(f"{path}: cannot read manifest ({_short(e)})") from None
+            data = json.loads(line)
+            cid = str(data.get("id", "?")) if isinstance(data, dict) else "?"
+            cut = deserialize_item(data)
+            problems = _cut_problems(cut, check_audio)
+        except Exception as e:  # JSON or Lhotse schema errors
+            problems = [f"not a Lhotse cut ({_short(e)})"]
+        if not problems and cut.id in cuts:
+            problems = [f"duplicate utterance id {cut.id!r}"]
+        if problems:
+            if not skip_invalid:
+                raise ManifestError(f"{source}: utterance {cid!r}: {'; '.join(problems)}")
+            if skipped is not None:
+                skipped.append(Skipped(cid, source, "; ".join(problems)))
+            continue
+        cuts[cut.id] = cut
     return CutSet.from_cuts(cuts.values())
 
 

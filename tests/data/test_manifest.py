@@ -276,6 +276,19 @@ def test_non_utf8_bytes_name_file_and_line(tmp_path, utterances, fmt):
         list(reader(target))
 
 
+def test_load_manifest_names_the_line_of_bad_bytes_and_a_truncation(tmp_path, utterances):
+    path = m.write_manifest(m.cuts_from_utterances(utterances), tmp_path / "cuts_train.jsonl.gz")
+    lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"e", b"\xe9", 1)
+    path.write_bytes(gzip.compress(b"".join(lines)))
+    with pytest.raises(ManifestError, match=r"cuts_train.jsonl.gz:2: not UTF-8 text \(byte 0xe9"):
+        m.load_manifest(path, check_audio=False)
+    data = gzip.compress(b"".join([lines[0], *lines[2:]]))
+    path.write_bytes(data[: len(data) - 20])
+    with pytest.raises(ManifestError, match=r"cuts_train.jsonl.gz: cannot read after line \d+"):
+        m.load_manifest(path, check_audio=False)
+
+
 def test_csv_with_a_byte_order_mark_reads(tmp_path, utterances):
     m.export_csv(m.cuts_from_utterances(utterances), tmp_path / "in.csv")
     text = (tmp_path / "in.csv").read_text()

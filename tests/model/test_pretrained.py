@@ -63,7 +63,7 @@ def test_training_step_moves_encoder_and_heads(dirs, tok, family, mode):
     assert model.input_kind == "audio"
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     stats = _step(model, _batch(tok))
-    assert torch.isfinite(torch.tensor(stats["loss"]))
+    assert torch.isfinite(torch.as_tensor(stats["loss"]))
     changed = {n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])}
     assert any(n.startswith("encoder.model.") for n in changed)
     assert any(n.startswith("decoders.") for n in changed)
