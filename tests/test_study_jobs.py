@@ -175,9 +175,12 @@ def test_an_interrupted_study_starts_no_new_job(tmp_path, to):
     (tmp_path / "sleepy_job.py").write_text(SLEEPY_JOB)
     (tmp_path / "interrupted_study.py").write_text(STUDY)
     starts = tmp_path / "starts"
+    # preexec_fn: SIGINT handled as at a terminal even when pytest runs as a background
+    # command of a shell without job control, which starts it with SIGINT ignored.
     proc = subprocess.Popen(
         [sys.executable, str(tmp_path / "interrupted_study.py"), str(tmp_path)], env={**os.environ, "STARTS": str(starts)},
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

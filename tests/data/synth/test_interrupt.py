@@ -40,7 +40,13 @@ def test_interrupted_parallel_synthesis_leaves_no_temporary_dirs(tmp_path, monke
         time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C, but the workers only see the pool stop them
 
-    threading.Thread(target=ctrl_c_once_synthesizing, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        build_corpus(cfg, tmp_path / "corpus", allow_fewer_voices=True, progress=False)
+    # A shell without job control starts background commands with SIGINT ignored;
+    # Ctrl-C's Python handler is what this test needs, however pytest was launched.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=ctrl_c_once_synthesizing, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            build_corpus(cfg, tmp_path / "corpus", allow_fewer_voices=True, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert list(scratch.glob("dualasr-synth-*")) == []
