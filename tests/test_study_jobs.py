@@ -155,6 +155,7 @@ def sleepy(job, config, progress, threads):
 """
 
 STUDY = """
+import signal
 import sys
 from pathlib import Path
 
@@ -163,6 +164,9 @@ from dualasr import study
 from dualasr.config import Config
 
 if __name__ == "__main__":  # not in the spawned workers
+    # Ctrl-C's handler even when pytest runs as a background command of a shell
+    # without job control, which starts it (and so this process) with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     study._runner = lambda job: sleepy_job.sleepy
     out = Path(sys.argv[1])
     jobs = [study.ModelJob("en", s, "sso", out, out / f"seed{s}") for s in range(5)]
@@ -175,12 +179,9 @@ def test_an_interrupted_study_starts_no_new_job(tmp_path, to):
     (tmp_path / "sleepy_job.py").write_text(SLEEPY_JOB)
     (tmp_path / "interrupted_study.py").write_text(STUDY)
     starts = tmp_path / "starts"
-    # preexec_fn: SIGINT handled as at a terminal even when pytest runs as a background
-    # command of a shell without job control, which starts it with SIGINT ignored.
     proc = subprocess.Popen(
         [sys.executable, str(tmp_path / "interrupted_study.py"), str(tmp_path)], env={**os.environ, "STARTS": str(starts)},
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
