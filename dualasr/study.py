@@ -350,9 +350,11 @@ def run_model_jobs(
             raise
 
 
-# In each worker process of run_model_jobs: the study's stop flag, and whether
-# a job is running (an interrupt ends it; between jobs it only stops the queue).
+# In each worker process of run_model_jobs: the study's stop flag, whether this
+# worker was interrupted, and whether a job is running (an interrupt ends it;
+# between jobs it only stops the queue).
 _stop = None
+_interrupted_here = False
 _running = False
 
 
@@ -363,8 +365,12 @@ def _worker_init(stop) -> None:
 
 
 def _interrupted(signum, frame) -> None:
-    global _running
-    _stop.set()
+    # No lock here: the shared flag's set() takes a lock that is not reentrant,
+    # and the signal can arrive while this process holds it in is_set()
+    # (deadlock). The worker's next job returns None instead, and the study
+    # process sets the shared flag when it sees that.
+    global _running, _interrupted_here
+    _interrupted_here = True
     if _running:
         _running = False  # one KeyboardInterrupt per job: a second SIGINT must not break its clean-up
         raise KeyboardInterrupt
@@ -375,7 +381,7 @@ def _run_queued(runner: Callable[..., str], job, *args) -> str | None:
     global _running
     _running = True  # before the check: a SIGINT in between raises here, before the job
     try:
-        if _stop.is_set():
+        if _interrupted_here or _stop.is_set():
             return None
         return runner(job, *args)
     finally:
