@@ -726,37 +726,45 @@ def _curve(rows: Sequence[dict], kind: str, lang: str, pair: str) -> tuple[np.nd
     return np.array(layers), mean, std
 
 
+#: Heatmaps per row of ``cka_encoder.png``: a study of many variants has some
+#: twenty encoder pairs per language, which one row would draw 70 inches wide.
+HEATMAP_COLUMNS = 6
+
+
 def plot_encoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> Path:
-    """``figures/cka_encoder.png``: per language a row of layer-by-layer heatmaps
-    (one per pair, seed means) and a panel of matching-layer curves (± std)."""
+    """``figures/cka_encoder.png``: per language a block of layer-by-layer
+    heatmaps (one per pair, seed means, :data:`HEATMAP_COLUMNS` to a row) and
+    beside it a panel of matching-layer curves (± std) as tall as the block."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend
 
     enc = [r for r in rows if r["kind"] == "encoder"]
     langs = [lang for lang in languages if any(r["lang"] == lang for r in enc)]
-    n_pairs = max([len(_pair_order([r for r in enc if r["lang"] == lang], "encoder")) for lang in langs] + [1])
-    fig = Figure(figsize=(3.2 * (n_pairs + 1), 3.0 * max(1, len(langs))), layout="constrained")
-    axes = fig.subplots(max(1, len(langs)), n_pairs + 1, squeeze=False)
-    image = None
-    for i, lang in enumerate(langs):
+    pairs = {lang: _pair_order([r for r in enc if r["lang"] == lang], "encoder") for lang in langs}
+    cols = min(HEATMAP_COLUMNS, max([len(p) for p in pairs.values()] + [1]))
+    block = {lang: -(-len(pairs[lang]) // cols) for lang in langs}  # heatmap rows per language
+    n_rows = max(1, sum(block.values()))
+    fig = Figure(figsize=(3.2 * cols + 6.0, 3.0 * n_rows), layout="constrained")
+    grid = fig.add_gridspec(n_rows, cols + 1, width_ratios=[1] * cols + [1.8])
+    heatmaps, image, top = [], None, 0
+    for lang in langs:
         sel = [r for r in enc if r["lang"] == lang]
-        pairs = _pair_order(sel, "encoder")
-        for j, pair in enumerate(pairs):
-            ax = axes[i, j]
+        for k, pair in enumerate(pairs[lang]):
+            ax = fig.add_subplot(grid[top + k // cols, k % cols])
+            heatmaps.append(ax)
             m = _mean_matrix([r for r in sel if r["pair"] == pair])
             image = ax.imshow(m, origin="lower", vmin=0, vmax=1, cmap="viridis", aspect="auto")
-            ax.set_title(f"{lang}: {pair}", fontsize="medium")
+            ax.set_title(f"{lang}: {pair}", fontsize="small" if len(pair) > 24 else "medium")
             x_name, y_name = pair.split(" vs ")
             ax.set_ylabel(f"{x_name} layer")
             ax.set_xlabel(f"{y_name} layer")
             _integer_ticks(ax, y=True)
-        for j in range(len(pairs), n_pairs):
-            axes[i, j].set_visible(False)
-        ax = axes[i, n_pairs]
-        for pair in pairs:
+        ax = fig.add_subplot(grid[top : top + block[lang], cols])
+        top += block[lang]
+        for pair in pairs[lang]:
             x, mean, std = _curve(sel, "encoder", lang, pair)
             ax.plot(x, mean, "o-", ms=3, label=pair)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-        for pair in pairs:
+        for pair in pairs[lang]:
             ref = _reference("encoder", sel, lang, pair, 1 + max(r["layer_x"] for r in sel))
             if ref:
                 ax.plot(list(ref), list(ref.values()), "s--", color="gray", mfc="none", label=f"{pair}, reference")
@@ -765,11 +773,11 @@ def plot_encoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> 
         ax.set_xlabel("layer")
         ax.set_ylabel("CKA (matching layers)")
         ax.set_title(f"{lang}: matching layers", fontsize="medium")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="x-small" if len(pairs[lang]) > 8 else "small")
     if image is not None:
-        fig.colorbar(image, ax=axes[:, :-1].ravel().tolist(), shrink=0.8, label="linear CKA")
+        fig.colorbar(image, ax=heatmaps, shrink=0.8, label="linear CKA")
     if not langs:
-        axes[0, 0].text(0.5, 0.5, "no encoder pair", ha="center", va="center")
+        fig.add_subplot(grid[0, 0]).text(0.5, 0.5, "no encoder pair", ha="center", va="center")
     return save_figure(fig, path, dpi=110)
 
 
@@ -780,7 +788,11 @@ def plot_decoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> 
 
     dec = [r for r in rows if r["kind"] == "decoder"]
     langs = [lang for lang in languages if any(r["lang"] == lang for r in dec)]
-    fig = Figure(figsize=(5.5 * max(1, len(langs)), 4.0), layout="constrained")
+    # Many variants (some 30 pairs): the legend goes beside its panel, and the figure grows to hold it.
+    n_pairs = max([len(_pair_order([r for r in dec if r["lang"] == lang], "decoder")) for lang in langs] + [0])
+    many = n_pairs > 8
+    size = (9.5 * max(1, len(langs)), max(4.0, 0.8 + 0.15 * n_pairs)) if many else (5.5 * max(1, len(langs)), 4.0)
+    fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(1, max(1, len(langs)), squeeze=False)[0]
     for ax, lang in zip(axes, langs, strict=False):
         sel = [r for r in dec if r["lang"] == lang]
@@ -795,7 +807,10 @@ def plot_decoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> 
         ax.set_ylabel("CKA (utterance level, matching layers)")
         ax.set_title(lang)
         _integer_ticks(ax)
-        ax.legend(fontsize="small")
+        if many:
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        else:
+            ax.legend(fontsize="small")
     if not langs:
         axes[0].text(0.5, 0.5, "no decoder pair", ha="center", va="center")
     return save_figure(fig, path, dpi=110)
