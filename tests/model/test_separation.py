@@ -154,6 +154,34 @@ def test_loss_adds_weighted_penalty_and_exposes_it(kind, tiny_config, random_bat
         assert grads and any(g.abs().sum() > 0 for g in grads), name
 
 
+#: The other structures that give each output its own encoder output, and the
+#: modules through which only that structure's penalty can flow.
+OWN_OUTPUTS = {
+    "adapters": ({"adapters": {"layers": 1, "dim": 4}}, ("encoder.adapters.surface", "encoder.adapters.meaning")),
+    "hierarchy": ({"hierarchy": {"surface_layer": 1, "surface_decoder": True}}, ("encoder.blocks.0", "encoder.blocks.1")),
+}
+
+
+@pytest.mark.parametrize("structure", list(OWN_OUTPUTS))
+def test_penalty_with_adapters_or_a_hierarchical_surface_decoder(structure, tiny_config, random_batch, vocab):
+    """The penalty compares what each decoder reads: the two adapter streams, or
+    block k (surface) against the top (meaning) of a hierarchy."""
+    section, reached = OWN_OUTPUTS[structure]
+    torch.manual_seed(0)
+    model = build_model(tiny_config("do", separation={"kind": "orthogonality", "weight": 3.0}, **section), vocab)
+    model.eval()
+    feats, lens, targets = random_batch()
+    t = model.task_losses(feats, lens, targets)
+    enc = model.encode(feats, lens)
+    assert enc.out["surface"] is not enc.out["meaning"]
+    direct = separation_penalty("orthogonality", enc.out["surface"], enc.out["meaning"], enc.mask)
+    assert 0 < direct.item() and t.penalty.item() == pytest.approx(3.0 * direct.item(), rel=1e-6)
+    t.penalty.backward()
+    for name in reached:
+        grads = [q.grad for n, q in model.named_parameters() if n.startswith(name) and q.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), name
+
+
 def test_no_separation_leaves_the_loss_and_stats_unchanged(tiny_config, random_batch, vocab):
     torch.manual_seed(0)
     model = build_model(tiny_config("do", encoder={"task_specific_layers": 1}), vocab)
