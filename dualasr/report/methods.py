@@ -232,7 +232,12 @@ def plot_method_gaps(rows: Sequence[MethodRow], path: str | Path) -> Path:
                 ax.plot(x, [g.gap for g in bins], styles[r.split], color=colours[r.model], label=label)
                 ax.fill_between(x, [g.ci_low for g in bins], [g.ci_high for g in bins], color=colours[r.model],
                                 alpha=0.12, lw=0)  # fmt: skip
-            style_gap_axes(ax, f"{lang} {output}", "CER gap model − SO (pp)")
+            style_gap_axes(ax, f"{lang} {output}", "CER gap model − SO (pp)", legend=False)
+    # Every panel draws the same variants: one legend under the panels, not one over each panel's lines.
+    entries = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=min(2, len(entries)),
+                   fontsize="small")  # fmt: skip
     return save_figure(fig, path, dpi=120)
 
 

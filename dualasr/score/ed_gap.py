@@ -382,14 +382,15 @@ def gap_figure(languages: int):
     return fig, fig.subplots(max(1, languages), 2, squeeze=False, sharex=True)
 
 
-def style_gap_axes(ax, title: str, ylabel: str) -> None:
+def style_gap_axes(ax, title: str, ylabel: str, legend: bool = True) -> None:
     """The look every per-ED-bin gap panel shares (this figure and the report's
-    method comparison): a zero line, ED bins on x, the legend when there is one."""
+    method comparison): a zero line, ED bins on x, the legend when there is one
+    (unless ``legend`` is false: one legend for the figure)."""
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_title(title)
     ax.set_xticks(np.arange(len(ED_BIN_LABELS)), [f"ED {b}" for b in ED_BIN_LABELS])
     ax.set_ylabel(ylabel)
-    if ax.get_legend_handles_labels()[0]:
+    if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
 
 
