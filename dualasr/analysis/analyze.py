@@ -789,14 +789,15 @@ def plot_decoder(rows: Sequence[dict], path: Path, languages: Sequence[str]) -> 
     dec = [r for r in rows if r["kind"] == "decoder"]
     langs = [lang for lang in languages if any(r["lang"] == lang for r in dec)]
     # Many variants (some 30 pairs): the legend goes beside its panel, and the figure grows to hold it.
-    n_pairs = max([len(_pair_order([r for r in dec if r["lang"] == lang], "decoder")) for lang in langs] + [0])
+    pairs = {lang: _pair_order([r for r in dec if r["lang"] == lang], "decoder") for lang in langs}
+    n_pairs = max([len(p) for p in pairs.values()] + [0])
     many = n_pairs > 8
     size = (9.5 * max(1, len(langs)), max(4.0, 0.8 + 0.15 * n_pairs)) if many else (5.5 * max(1, len(langs)), 4.0)
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(1, max(1, len(langs)), squeeze=False)[0]
     for ax, lang in zip(axes, langs, strict=False):
         sel = [r for r in dec if r["lang"] == lang]
-        for pair in _pair_order(sel, "decoder"):
+        for pair in pairs[lang]:
             p0 = next(r for r in sel if r["pair"] == pair)
             within = p0["model_x"] == p0["model_y"]
             x, mean, std = _curve(sel, "decoder", lang, pair)
