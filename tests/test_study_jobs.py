@@ -18,6 +18,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from dualasr import study
 from dualasr.cli import app
 from dualasr.config import Config, load_config, model_config
 from dualasr.layout import read_run_info
@@ -172,6 +173,26 @@ if __name__ == "__main__":  # not in the spawned workers
     jobs = [study.ModelJob("en", s, "sso", out, out / f"seed{s}") for s in range(5)]
     study.run_model_jobs(jobs, Config(study={"jobs": 2}), progress=False, echo=print)
 """
+
+
+def test_a_worker_interrupt_takes_no_lock(monkeypatch):
+    """The worker's SIGINT handler must not touch the shared stop flag: its
+    set() takes a lock that is_set() may hold when the signal lands
+    (deadlock). Between jobs it only marks the worker, whose next job then
+    does not start."""
+
+    class Held:  # the shared flag with its lock held by the interrupted code
+        def set(self):
+            raise AssertionError("the handler took the shared flag's lock")
+
+        def is_set(self):
+            return False
+
+    monkeypatch.setattr(study, "_stop", Held())
+    monkeypatch.setattr(study, "_interrupted_here", False)
+    monkeypatch.setattr(study, "_running", False)
+    study._interrupted(signal.SIGINT, None)  # between jobs: no KeyboardInterrupt
+    assert study._run_queued(lambda job: pytest.fail("a job started after Ctrl-C"), "job") is None
 
 
 @pytest.mark.parametrize("to", ["terminal", "study process"])

@@ -155,7 +155,7 @@ def test_loss_adds_weighted_penalty_and_exposes_it(kind, tiny_config, random_bat
 
 
 #: The other structures that give each output its own encoder output, and the
-#: modules through which only that structure's penalty can flow.
+#: modules the penalty must reach through them.
 OWN_OUTPUTS = {
     "adapters": ({"adapters": {"layers": 1, "dim": 4}}, ("encoder.adapters.surface", "encoder.adapters.meaning")),
     "hierarchy": ({"hierarchy": {"surface_layer": 1, "surface_decoder": True}}, ("encoder.blocks.0", "encoder.blocks.1")),
@@ -180,6 +180,10 @@ def test_penalty_with_adapters_or_a_hierarchical_surface_decoder(structure, tiny
     for name in reached:
         grads = [q.grad for n, q in model.named_parameters() if n.startswith(name) and q.grad is not None]
         assert grads and any(g.abs().sum() > 0 for g in grads), name
+    if structure == "hierarchy":  # the surface side is block 1's output: nothing above it shapes it
+        model.zero_grad(set_to_none=True)
+        model.encode(feats, lens).out["surface"].sum().backward()
+        assert all(q.grad is None for n, q in model.named_parameters() if n.startswith("encoder.blocks.1"))
 
 
 def test_no_separation_leaves_the_loss_and_stats_unchanged(tiny_config, random_batch, vocab):
